@@ -1,0 +1,110 @@
+"""The admin API for devices: `/api/devices` (the JSON twin of `sparkplane devices`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from sparkplane.api.deps import runtime
+from sparkplane.fleet import service
+from sparkplane.fleet.device import Device, DeviceRecord
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+Kind = Literal["auto", "openai", "ollama", "comfyui"]
+
+
+class DeviceCreate(BaseModel):
+    """A device to register."""
+
+    url: Annotated[str, Field(min_length=1, max_length=500)]
+    name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    kind: Kind = "auto"
+    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    off_prem: bool = False
+    api_key: Annotated[str, Field(max_length=4096)] | None = None
+
+
+class DeviceUpdate(BaseModel):
+    """Settings that can change after registration."""
+
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    enabled: bool | None = None
+    off_prem: bool | None = None
+
+
+def _view(record: DeviceRecord, live: Device | None) -> dict[str, Any]:
+    doc = record.public()
+    if live is not None:
+        doc["health"] = live.health
+        doc["inflight"] = live.inflight
+        doc["circuit"] = live.breaker.state.value
+        doc["seconds_per_request"] = live.ewma_s
+    return doc
+
+
+@router.get("", summary="List devices")
+async def list_devices(request: Request) -> dict[str, Any]:
+    """Every device with its health, models and latency."""
+    rt = runtime(request)
+    records = await rt.store.list_devices()
+    return {"data": [_view(r, rt.fleet.by_name(r.name)) for r in records]}
+
+
+@router.post("", status_code=201, summary="Register a device")
+async def add_device(body: DeviceCreate, request: Request) -> dict[str, Any]:
+    """Register a device; with kind `auto` its engine is detected by probing."""
+    rt = runtime(request)
+    record = await service.register(
+        rt.store,
+        rt.http,
+        url=body.url,
+        name=body.name,
+        kind=body.kind,
+        priority=body.priority,
+        off_prem=body.off_prem,
+        api_key=body.api_key,
+        probe_timeout=rt.settings.probe_timeout_s,
+    )
+    rt.fleet.sync(await rt.store.list_devices())
+    return _view(record, rt.fleet.by_name(record.name))
+
+
+@router.get("/{name}", summary="Show a device")
+async def get_device(name: str, request: Request) -> dict[str, Any]:
+    """One device."""
+    rt = runtime(request)
+    return _view(await rt.store.get(name), rt.fleet.by_name(name))
+
+
+@router.patch("/{name}", summary="Change a device")
+async def update_device(name: str, body: DeviceUpdate, request: Request) -> dict[str, Any]:
+    """Change priority, enabled or off-premises."""
+    rt = runtime(request)
+    record = await rt.store.edit(name, **body.model_dump(exclude_none=True))
+    rt.fleet.sync(await rt.store.list_devices())
+    return _view(record, rt.fleet.by_name(name))
+
+
+@router.delete("/{name}", status_code=204, summary="Remove a device")
+async def remove_device(name: str, request: Request) -> None:
+    """Unregister a device; requests in flight on it finish."""
+    rt = runtime(request)
+    await rt.store.remove(name)
+    rt.fleet.sync(await rt.store.list_devices())
+
+
+@router.post("/{name}/probe", summary="Probe a device now")
+async def probe_device(name: str, request: Request) -> dict[str, Any]:
+    """Probe one device at once and return what it said."""
+    rt = runtime(request)
+    await rt.store.get(name)
+    rt.fleet.sync(await rt.store.list_devices())
+    device = rt.fleet.by_name(name)
+    assert device is not None
+    if await rt.health.probe(device):
+        rt.fleet.rebuild_catalog()
+    await rt.store.save_probes([device.record])
+    return _view(device.record, device)

@@ -1,0 +1,88 @@
+"""Errors to HTTP, in one place. Bodies follow OpenAI's error format:
+`{"error": {"message", "type", "param", "code"}}`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from sparkplane.errors import RateLimited, SparkplaneError
+
+log = structlog.get_logger("sparkplane.api")
+
+_HTTP_TYPES = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "payload_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    503: ("service_unavailable", "unavailable"),
+}
+
+
+def error_body(message: str, type_: str, code: str, param: str | None = None) -> dict[str, Any]:
+    """The OpenAI-format error document."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def json_error(
+    status: int,
+    message: str,
+    type_: str,
+    code: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An OpenAI-format error response."""
+    return Response(
+        orjson.dumps(error_body(message, type_, code, param)),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _sparkplane_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SparkplaneError)
+    headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if exc.status >= 500:
+        log.warning("request_failed", action="api.error", status=exc.status, code=exc.code)
+    return json_error(exc.status, exc.message, exc.type, exc.code, exc.param, headers)
+
+
+def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        message, param = "the request body is not valid JSON", None
+    elif param:
+        message = f"{param}: {message}"
+    return json_error(400, message, "invalid_request_error", "invalid_request", param)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    type_, code = _HTTP_TYPES.get(exc.status_code, ("invalid_request_error", "http_error"))
+    return json_error(exc.status_code, str(exc.detail), type_, code, None, dict(exc.headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(SparkplaneError, _sparkplane_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

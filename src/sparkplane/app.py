@@ -1,0 +1,48 @@
+"""The app factory: builds the ASGI app and wires its parts explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from sparkplane import __version__, runtime
+from sparkplane.api import admin, errors, health, openai
+from sparkplane.api.middleware import GatewayMiddleware
+from sparkplane.config import Settings
+from sparkplane.lifecycle import Lifecycle
+
+
+def create_app(
+    settings: Settings, *, lifecycle: Lifecycle | None = None, discover: bool | None = None
+) -> FastAPI:
+    """A sparkplane ASGI app for `settings`.
+
+    `lifecycle` lets the server (or a test) drain the app; `discover` overrides
+    `settings.discover` for the first-start probe of loopback engines.
+    """
+    lifecycle = lifecycle or Lifecycle()
+    discover_engines = settings.discover if discover is None else discover
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        rt = await runtime.start(settings, lifecycle, discover_engines=discover_engines)
+        try:
+            yield {"runtime": rt}
+        finally:
+            await runtime.stop(rt)
+
+    app = FastAPI(
+        title="sparkplane",
+        version=__version__,
+        description="One OpenAI-compatible endpoint over a fleet of GPU machines.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(openai.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    app.add_middleware(GatewayMiddleware, lifecycle=lifecycle, max_body=settings.max_body_bytes)
+    return app

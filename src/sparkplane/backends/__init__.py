@@ -1,0 +1,1 @@
+"""Adapters, one per engine kind, behind the `Backend` protocol of `base.py`."""

@@ -1,0 +1,23 @@
+"""The `sparkplane` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from sparkplane.cli import db, devices, models, serve
+
+app = typer.Typer(
+    name="sparkplane",
+    help="A control plane for private AI on a small fleet of GPU machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+serve.register(app)
+app.add_typer(devices.app, name="devices")
+app.add_typer(models.app, name="models")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Entry point of the `sparkplane` script."""
+    app()

@@ -1,0 +1,67 @@
+"""Helpers shared by the CLI commands: settings, async running, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sparkplane.config import Settings, load_settings
+from sparkplane.db import migrate
+from sparkplane.db.engine import create_engine
+from sparkplane.errors import SparkplaneError
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML settings file (default ./sparkplane.toml).", dir_okay=False
+    ),
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    """Load settings or exit with a readable message."""
+    try:
+        return load_settings(config, **overrides)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        fail("invalid settings:\n" + "\n".join(lines))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error and exit non-zero."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; sparkplane errors become a message and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except SparkplaneError as exc:
+        fail(exc.message)
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the configured database, migrated to the current schema."""
+    engine = create_engine(settings.db_url)
+    try:
+        await migrate.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()

@@ -1,0 +1,156 @@
+"""`sparkplane devices`: register, list, probe and remove devices.
+
+The CLI works on the database directly (running servers pick changes up on
+their next health round), so it works whether or not a server is running.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sparkplane.backends.http import new_session
+from sparkplane.backends.registry import make_backend
+from sparkplane.cli.common import ConfigOption, console, database, run, settings_from
+from sparkplane.db.engine import session_factory
+from sparkplane.errors import UpstreamError
+from sparkplane.fleet import service
+from sparkplane.fleet.device import DeviceRecord
+from sparkplane.fleet.store import DeviceStore
+
+app = typer.Typer(help="Devices: the engines sparkplane routes to.", no_args_is_help=True)
+
+KindOption = Annotated[
+    str, typer.Option("--kind", help="auto (detect by probing), openai, ollama or comfyui.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command("add")
+def add(
+    url: Annotated[str, typer.Argument(help="Base URL of the engine, e.g. http://10.0.0.5:11434")],
+    name: Annotated[str | None, typer.Option(help="Unique name (default kind-host-port).")] = None,
+    kind: KindOption = "auto",
+    priority: Annotated[int, typer.Option(help="Higher wins ties between idle devices.")] = 0,
+    off_prem: Annotated[
+        bool, typer.Option("--off-prem", help="A cloud or other off-premises device.")
+    ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SPARKPLANE_DEVICE_API_KEY", help="Key the device requires (cloud)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a device."""
+    settings = settings_from(config)
+
+    async def go() -> DeviceRecord:
+        async with database(settings) as engine, new_session() as http:
+            return await service.register(
+                DeviceStore(session_factory(engine)),
+                http,
+                url=url,
+                name=name,
+                kind=kind,
+                priority=priority,
+                off_prem=off_prem,
+                api_key=api_key,
+                probe_timeout=settings.probe_timeout_s,
+            )
+
+    record = run(go())
+    models = f"{len(record.models)} model(s)" if record.models else "no models yet"
+    console.print(f"added [bold]{record.name}[/bold] ({record.kind}, {record.url}): {models}")
+
+
+@app.command("list")
+def list_(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show devices with their health, models and latency."""
+    settings = settings_from(config)
+
+    async def go() -> list[DeviceRecord]:
+        async with database(settings) as engine:
+            return await DeviceStore(session_factory(engine)).list_devices()
+
+    records = run(go())
+    if as_json:
+        typer.echo(json.dumps([r.public() for r in records], indent=2))
+        return
+    if not records:
+        console.print("no devices yet: sparkplane devices add URL")
+        return
+    table = Table("name", "kind", "URL", "health", "models", "latency", "priority")
+    for r in records:
+        latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-"
+        flags = " (off-prem)" if r.off_prem else ""
+        health = r.health if r.enabled else "disabled"
+        table.add_row(
+            r.name,
+            r.kind + flags,
+            r.url,
+            _colour(health),
+            _models(r.models),
+            latency,
+            str(r.priority),
+        )
+    console.print(table)
+
+
+@app.command("probe")
+def probe(name: str, config: ConfigOption = None) -> None:
+    """Probe a device now and store what it said."""
+    settings = settings_from(config)
+
+    async def go() -> DeviceRecord:
+        async with database(settings) as engine, new_session() as http:
+            store = DeviceStore(session_factory(engine))
+            record = await store.get(name)
+            backend = make_backend(
+                record.kind,
+                record.url,
+                http,
+                api_key=record.api_key,
+                probe_timeout=settings.probe_timeout_s,
+            )
+            try:
+                service.apply_probe(record, await backend.probe())
+            except UpstreamError as exc:
+                record.health, record.last_error = "unhealthy", exc.message
+            await store.save_probes([record])
+            return record
+
+    record = run(go())
+    if record.health != "healthy":
+        console.print(f"[red]{record.name}: {record.last_error}[/red]")
+        raise typer.Exit(1)
+    console.print(
+        f"{record.name}: healthy, {record.latency_ms} ms, models: {_models(record.models, 20)}"
+    )
+
+
+@app.command("remove")
+def remove(name: str, config: ConfigOption = None) -> None:
+    """Unregister a device."""
+    settings = settings_from(config)
+
+    async def go() -> None:
+        async with database(settings) as engine:
+            await DeviceStore(session_factory(engine)).remove(name)
+
+    run(go())
+    console.print(f"removed {name}")
+
+
+def _models(models: list[str], limit: int = 3) -> str:
+    if not models:
+        return "-"
+    shown = ", ".join(models[:limit])
+    return shown + (f" +{len(models) - limit}" if len(models) > limit else "")
+
+
+def _colour(health: str) -> str:
+    colour = {"healthy": "green", "unhealthy": "red", "probing": "yellow"}.get(health, "dim")
+    return f"[{colour}]{health}[/{colour}]"

@@ -1,0 +1,163 @@
+"""Settings: the one place sparkplane reads its configuration.
+
+Sources, strongest first: explicit arguments (CLI flags), `SPARKPLANE_*`
+environment variables, the TOML file (`--config`, `SPARKPLANE_CONFIG`, or
+`./sparkplane.toml` when present), then the defaults below. Every field is
+documented in docs/configuration.md; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("sparkplane.toml")
+
+
+class Settings(BaseSettings):
+    """All of sparkplane's settings, typed and validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPARKPLANE_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # -- where things live -------------------------------------------------
+    home: Path = Field(Path(".sparkplane"), description="Folder for the SQLite file and artifacts.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default is a SQLite file in `home`. "
+        "Use postgresql+asyncpg://user@host/db for PostgreSQL.",
+    )
+    artifacts_dir: Path | None = Field(
+        None, description="Artifact folder; default `home`/artifacts."
+    )
+
+    # -- serving -----------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `serve` binds to.")
+    port: int = Field(8400, ge=1, le=65535, description="Port `serve` listens on.")
+    discover: bool = Field(
+        True, description="On a first start with no devices, probe loopback for running engines."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["auto", "console", "json"] = Field(
+        "auto", description="`json` for machines, `console` for people; `auto` picks by terminal."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest accepted JSON request body, in bytes."
+    )
+    drain_timeout_s: float = Field(
+        600.0, ge=0, description="After SIGTERM, how long in-flight requests may run before exit."
+    )
+
+    # -- fleet health ------------------------------------------------------
+    health_interval_s: float = Field(5.0, gt=0, description="Seconds between health probes.")
+    probe_timeout_s: float = Field(3.0, gt=0, description="Timeout of one health probe.")
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failures that open a device's circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        10.0, gt=0, description="Seconds an open breaker waits before letting one probe through."
+    )
+
+    # -- the gateway -------------------------------------------------------
+    max_attempts: int = Field(3, ge=1, description="Most devices one request is tried on.")
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries in flight allowed, as a share of active requests."
+    )
+    retry_budget_min: int = Field(3, ge=0, description="Retries in flight always allowed.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout to connect to a device.")
+    first_byte_timeout_s: float = Field(
+        120.0, gt=0, description="Longest wait for a device's first response byte."
+    )
+    idle_timeout_s: float = Field(
+        120.0, gt=0, description="Longest silence between two chunks of a streamed response."
+    )
+    request_timeout_s: float | None = Field(
+        None, description="Total time limit per request; none by default so long outputs finish."
+    )
+    allow_off_prem: bool = Field(
+        False, description="May requests go to off-premises devices (cloud) when nothing local can?"
+    )
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Public model name -> names it has on engines; `kind:name` limits a target "
+        "to one engine kind, e.g. `ollama:llama3.1:8b`.",
+    )
+
+    # -- capacity planner --------------------------------------------------
+    device_profiles: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra device profiles for the planner (TOML tables)."
+    )
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _single_target_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in effect."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home / 'sparkplane.db').resolve()}"
+
+    @property
+    def artifacts_path(self) -> Path:
+        """The artifact folder in effect."""
+        return self.artifacts_dir or self.home / "artifacts"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the TOML file, the environment and explicit overrides.
+
+    `config_file` defaults to `$SPARKPLANE_CONFIG`, else `./sparkplane.toml` when it
+    exists. A named file that does not exist is an error, not a silent default.
+    """
+    if config_file is None:
+        env_file = os.environ.get("SPARKPLANE_CONFIG")
+        if env_file:
+            config_file = Path(env_file)
+        elif DEFAULT_CONFIG_FILE.is_file():
+            config_file = DEFAULT_CONFIG_FILE
+    elif not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is None:
+        return Settings(**clean)
+    bound = type(
+        "Settings",
+        (Settings,),
+        {"model_config": {**Settings.model_config, "toml_file": config_file}},
+    )
+    settings: Settings = bound(**clean)
+    return settings

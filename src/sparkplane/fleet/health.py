@@ -1,0 +1,85 @@
+"""The health loop: re-reads the device table, probes every device, feeds the
+circuit breakers, and writes what it saw back for the CLI and other replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from sparkplane.errors import SparkplaneError
+from sparkplane.fleet.device import Device
+from sparkplane.fleet.registry import Fleet
+from sparkplane.fleet.store import DeviceStore
+
+log = structlog.get_logger("sparkplane.health")
+
+
+class HealthMonitor:
+    """Probes the fleet every `interval` seconds until stopped."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        store: DeviceStore,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[Device], None] | None = None,
+    ) -> None:
+        self._fleet = fleet
+        self._store = store
+        self._interval = interval
+        self._clock = clock
+        self._on_change = on_change
+
+    async def run(self) -> None:
+        """Probe forever; one bad round is logged, never fatal."""
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("health_round_failed", action="health.round")
+            await asyncio.sleep(self._interval)
+
+    async def round(self) -> None:
+        """One pass: sync devices from the database, probe them, save results."""
+        self._fleet.sync(await self._store.list_devices())
+        devices = [d for d in self._fleet.devices() if d.record.enabled]
+        due = [d for d in devices if d.breaker.should_probe(self._clock())]
+        changed = await asyncio.gather(*(self.probe(d) for d in due))
+        if any(changed):
+            self._fleet.rebuild_catalog()
+        await self._store.save_probes([d.record for d in due])
+
+    async def probe(self, device: Device) -> bool:
+        """Probe one device and update its state; True if its model list changed."""
+        before = device.health
+        try:
+            result = await device.backend.probe()
+        except SparkplaneError as exc:
+            opened = device.breaker.record_failure(self._clock())
+            device.record.last_error = exc.message
+            device.record.health = device.health
+            if opened:
+                log.warning(
+                    "circuit_opened",
+                    action="health.breaker",
+                    device=device.name,
+                    reason=exc.message,
+                )
+            self._notify(device, before)
+            return False
+        changed = device.apply_probe(result)
+        device.record.health = device.health
+        if before in ("unhealthy", "probing"):
+            log.info("circuit_closed", action="health.breaker", device=device.name)
+        self._notify(device, before)
+        return changed
+
+    def _notify(self, device: Device, before: str) -> None:
+        if self._on_change is not None and device.health != before:
+            self._on_change(device)

@@ -1,0 +1,145 @@
+"""The running process's parts, wired together explicitly (no globals).
+
+`start()` builds everything a server needs inside the event loop; `stop()`
+takes it down in reverse. The app factory and the tests both go through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sparkplane.backends.base import Backend, Timeouts
+from sparkplane.backends.http import new_session
+from sparkplane.backends.registry import KINDS, make_backend
+from sparkplane.config import Settings
+from sparkplane.db import migrate
+from sparkplane.db.engine import create_engine, session_factory
+from sparkplane.fleet.breaker import CircuitBreaker
+from sparkplane.fleet.device import DeviceRecord
+from sparkplane.fleet.health import HealthMonitor
+from sparkplane.fleet.registry import Fleet
+from sparkplane.fleet.service import discover
+from sparkplane.fleet.store import DeviceStore
+from sparkplane.lifecycle import Lifecycle
+from sparkplane.metrics import Metrics
+from sparkplane.scheduler.budget import RetryBudget
+from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
+from sparkplane.scheduler.policy import Policy
+
+log = structlog.get_logger("sparkplane")
+
+# Non-streaming answers arrive whole, after the full generation: give them
+# longer than a stream's first byte unless a total limit is set.
+NON_STREAM_FACTOR = 5
+
+
+@dataclass
+class Runtime:
+    """Everything a running sparkplane holds."""
+
+    settings: Settings
+    lifecycle: Lifecycle
+    engine: AsyncEngine
+    store: DeviceStore
+    http: aiohttp.ClientSession
+    fleet: Fleet
+    metrics: Metrics
+    dispatcher: Dispatcher
+    health: HealthMonitor
+    default_policy: Policy
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def database_ok(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+        return True
+
+
+def gateway_limits(settings: Settings) -> GatewayLimits:
+    """Timeouts and attempts for dispatch, from settings."""
+    response = settings.request_timeout_s or settings.first_byte_timeout_s * NON_STREAM_FACTOR
+    return GatewayLimits(
+        max_attempts=settings.max_attempts,
+        timeouts=Timeouts(
+            connect=settings.connect_timeout_s,
+            first_byte=settings.first_byte_timeout_s,
+            idle=settings.idle_timeout_s,
+            response=response,
+        ),
+        total=settings.request_timeout_s,
+    )
+
+
+async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: bool) -> Runtime:
+    """Open the database (migrating it), the HTTP pool and the fleet; start the health loop."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.artifacts_path.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    await migrate.upgrade(engine)
+    store = DeviceStore(session_factory(engine))
+    http = new_session()
+
+    def backend_for(record: DeviceRecord) -> Backend:
+        return make_backend(
+            record.kind,
+            record.url,
+            http,
+            api_key=record.api_key,
+            probe_timeout=settings.probe_timeout_s,
+        )
+
+    fleet = Fleet(
+        make_backend=backend_for,
+        make_breaker=lambda: CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
+        aliases=settings.aliases,
+        kinds=KINDS,
+    )
+    records = await store.list_devices()
+    if not records and discover_engines:
+        records = await discover(store, http)
+    fleet.sync(records)
+    metrics = Metrics(fleet.devices)
+    dispatcher = Dispatcher(
+        fleet,
+        gateway_limits(settings),
+        RetryBudget(settings.retry_budget_ratio, settings.retry_budget_min),
+        metrics,
+    )
+    health = HealthMonitor(fleet, store, settings.health_interval_s)
+    runtime = Runtime(
+        settings=settings,
+        lifecycle=lifecycle,
+        engine=engine,
+        store=store,
+        http=http,
+        fleet=fleet,
+        metrics=metrics,
+        dispatcher=dispatcher,
+        health=health,
+        default_policy=Policy(allow_off_prem=settings.allow_off_prem),
+    )
+    runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
+    return runtime
+
+
+async def stop(runtime: Runtime) -> None:
+    """Stop background work and close connections."""
+    for task in runtime.tasks:
+        task.cancel()
+    for task in runtime.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await runtime.http.close()
+    await runtime.engine.dispose()
