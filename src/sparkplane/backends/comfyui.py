@@ -10,7 +10,7 @@ import aiohttp
 from sparkplane.backends.base import InferenceRequest, ProbeResult, Timeouts, Upstream
 from sparkplane.backends.http import get_json
 from sparkplane.backends.openai_compat import base_url
-from sparkplane.errors import BadRequest
+from sparkplane.errors import BadRequest, UpstreamError
 
 
 class ComfyUIBackend:
@@ -31,8 +31,10 @@ class ComfyUIBackend:
             self._session, f"{self._root}/system_stats", timeout=self._probe_timeout
         )
         latency = time.perf_counter() - started
-        system = stats.get("system", {}) if isinstance(stats, dict) else {}
-        devices = stats.get("devices", []) if isinstance(stats, dict) else []
+        if not (isinstance(stats, dict) and isinstance(stats.get("system"), dict)):
+            raise UpstreamError("not a ComfyUI server: /system_stats has no 'system'")
+        system = stats["system"]
+        devices = stats.get("devices", [])
         return ProbeResult(
             kind=self.kind,
             models=[],
