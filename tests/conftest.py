@@ -11,6 +11,8 @@ import pytest
 from sparkplane.config import Settings
 from tests.support.services import fresh_postgres_database
 
+pytest_plugins = ["tests.engines.fixtures"]
+
 SettingsFactory = Callable[..., Settings]
 
 
