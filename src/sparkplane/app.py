@@ -40,9 +40,27 @@ def create_app(
         description="One OpenAI-compatible endpoint over a fleet of GPU machines.",
         lifespan=lifespan,
     )
+    _document_inference_routes(app)
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(health.router)
     app.add_middleware(GatewayMiddleware, lifecycle=lifecycle, max_body=settings.max_body_bytes)
     return app
+
+
+def _document_inference_routes(app: FastAPI) -> None:
+    """Add the hot-path inference routes (served outside the router) to the OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            extra = openai.openapi_paths()
+            schema["paths"] = {**extra["paths"], **schema.get("paths", {})}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(extra["schemas"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

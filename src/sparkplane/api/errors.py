@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -51,8 +52,8 @@ def json_error(
     )
 
 
-def _sparkplane_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SparkplaneError)
+def sparkplane_error_response(exc: SparkplaneError) -> Response:
+    """The response for one of sparkplane's own errors."""
     headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -61,9 +62,13 @@ def _sparkplane_error(request: Request, exc: Exception) -> Response:
     return json_error(exc.status, exc.message, exc.type, exc.code, exc.param, headers)
 
 
-def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+def _sparkplane_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SparkplaneError)
+    return sparkplane_error_response(exc)
+
+
+def validation_error_response(errors: Sequence[Any]) -> Response:
+    """A 400 naming the first invalid field, from pydantic's error list."""
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
@@ -73,6 +78,11 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     elif param:
         message = f"{param}: {message}"
     return json_error(400, message, "invalid_request_error", "invalid_request", param)
+
+
+def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_error_response(exc.errors())
 
 
 def _http_error(request: Request, exc: Exception) -> Response:

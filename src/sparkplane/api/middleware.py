@@ -1,6 +1,6 @@
 """The one ASGI middleware on every request: request id, drain refusal, body
-limit, in-flight count. Pure ASGI (no BaseHTTPMiddleware) to keep the proxy
-path cheap."""
+limit, in-flight count, and the hand-off of inference requests to the hot path
+in `api/openai.py`. Pure ASGI (no BaseHTTPMiddleware) to keep the proxy cheap."""
 
 from __future__ import annotations
 
@@ -12,22 +12,15 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sparkplane.api import openai
 from sparkplane.api.errors import error_body
 from sparkplane.lifecycle import Lifecycle
 
 # Answered while draining: orchestrators need them to see the process go.
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def _json(
-    status: int, message: str, type_: str, code: str
-) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    body = orjson.dumps(error_body(message, type_, code))
-    return body, [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+_JSON = (b"content-type", b"application/json")
+DISCARD_LIMIT = 64 * 1024 * 1024
 
 
 class GatewayMiddleware:
@@ -54,19 +47,17 @@ class GatewayMiddleware:
         rid_header = (b"x-request-id", request_id)
 
         if self.lifecycle.draining and scope["path"] not in ALWAYS_SERVED:
-            body, headers = _json(
-                503, "sparkplane is shutting down", "service_unavailable", "shutting_down"
+            await _error(
+                send,
+                503,
+                "sparkplane is shutting down",
+                "service_unavailable",
+                "shutting_down",
+                rid_header,
             )
-            await _respond(send, 503, [*headers, rid_header, (b"connection", b"close")], body)
             return
         if length > self.max_body:
-            body, headers = _json(
-                413,
-                f"request body is over the {self.max_body}-byte limit",
-                "invalid_request_error",
-                "payload_too_large",
-            )
-            await _respond(send, 413, [*headers, rid_header, (b"connection", b"close")], body)
+            await _too_large(send, self.max_body, rid_header)
             return
 
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
@@ -76,14 +67,49 @@ class GatewayMiddleware:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        if length < 0:
-            receive = _limited(receive, self.max_body)
         self.lifecycle.enter()
         try:
+            if scope["method"] == "POST" and scope["path"] in openai.INFERENCE_ROUTES:
+                body = await _read_body(receive, self.max_body)
+                if body is None:
+                    await _too_large(send, self.max_body, rid_header)
+                else:
+                    await openai.inference(scope, receive, send_with_id, body)
+                return
+            if length < 0:
+                receive = _limited(receive, self.max_body)
             await self.app(scope, receive, send_with_id)
         finally:
             self.lifecycle.leave()
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None when it passes `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _discard(receive, size, limit + DISCARD_LIMIT)
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _discard(receive: Receive, size: int, cap: int) -> None:
+    """Read and drop the rest of an oversize body, so the client can read our 413
+    instead of a reset; past `cap` we stop and the connection closes."""
+    while size <= cap:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        size += len(message.get("body", b""))
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
@@ -103,8 +129,21 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+async def _too_large(send: Send, limit: int, rid: tuple[bytes, bytes]) -> None:
+    await _error(
+        send,
+        413,
+        f"request body is over the {limit}-byte limit",
+        "invalid_request_error",
+        "payload_too_large",
+        rid,
+    )
+
+
+async def _error(
+    send: Send, status: int, message: str, type_: str, code: str, rid: tuple[bytes, bytes]
 ) -> None:
+    body = orjson.dumps(error_body(message, type_, code))
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), rid, (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,7 +1,11 @@
-"""The OpenAI-compatible API: chat, completions, embeddings, models.
+"""The OpenAI-compatible API: chat, completions, embeddings (the hot path) and models.
 
-Bodies are validated by the schemas in `schemas.py` and then forwarded as the
-client sent them (only the model name may be rewritten for a device).
+The three inference endpoints are one small ASGI app, called straight from the
+gateway middleware: every proxied request skips the framework's routing and
+dependency machinery, which cost more than the proxying itself (measured in
+docs/benchmarks.md). Bodies are validated by the pydantic models in
+`schemas.py` and forwarded as the client sent them (only the model name may be
+rewritten for a device). The same models generate these paths' OpenAPI entry.
 """
 
 from __future__ import annotations
@@ -10,58 +14,98 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from sparkplane.api.deps import runtime
+from sparkplane.api.errors import sparkplane_error_response, validation_error_response
 from sparkplane.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from sparkplane.backends.base import InferenceRequest, Operation
-from sparkplane.errors import ModelNotFound
+from sparkplane.errors import ModelNotFound, SparkplaneError
+from sparkplane.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
+_Validator = TypeAdapter[Any]
+INFERENCE_ROUTES: dict[str, tuple[Operation, type[BaseModel], str]] = {
+    "/v1/chat/completions": (Operation.CHAT, ChatCompletionRequest, "Create a chat completion"),
+    "/v1/completions": (Operation.COMPLETION, CompletionRequest, "Create a text completion"),
+    "/v1/embeddings": (Operation.EMBEDDING, EmbeddingRequest, "Create embeddings"),
+}
+_VALIDATORS: dict[str, tuple[Operation, _Validator]] = {
+    path: (op, TypeAdapter(model)) for path, (op, model, _) in INFERENCE_ROUTES.items()
+}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def _forward(request: Request, op: Operation, model: str, stream: bool) -> Response:
-    rt = runtime(request)
-    raw = await request.body()  # cached by the framework: no second read
-    payload: dict[str, Any] = orjson.loads(raw)
-    inference = InferenceRequest(op=op, payload=payload, raw=raw, stream=stream)
-    answer = await rt.dispatcher.open(inference, model, rt.default_policy)
+async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+    """Serve one POST to an inference route whose body has been read."""
+    rt: Runtime = scope["state"]["runtime"]
+    op, validator = _VALIDATORS[scope["path"]]
+    try:
+        request = validator.validate_json(body)
+    except ValidationError as exc:
+        await validation_error_response(exc.errors())(scope, receive, send)
+        return
+    stream = op is not Operation.EMBEDDING and request.stream
+    try:
+        answer = await rt.dispatcher.open(
+            InferenceRequest(op=op, model=request.model, raw=body, stream=stream),
+            request.model,
+            rt.default_policy,
+        )
+    except SparkplaneError as exc:
+        await sparkplane_error_response(exc)(scope, receive, send)
+        return
     headers = {
         "x-sparkplane-device": answer.device.name,
         "x-sparkplane-attempts": str(answer.attempts),
     }
+    response: Response
     if answer.stream is None:
         rt.dispatcher.finish(answer)
-        return Response(
-            answer.body,
-            status_code=answer.status,
-            media_type=answer.upstream.content_type,
-            headers=headers,
+        response = Response(
+            answer.body, answer.status, headers, media_type=answer.upstream.content_type
         )
-    headers.update(_SSE_HEADERS)
-    return StreamingResponse(
-        rt.dispatcher.relay(answer), media_type="text/event-stream", headers=headers
+    else:
+        headers.update(_SSE_HEADERS)
+        response = StreamingResponse(
+            rt.dispatcher.relay(answer), headers=headers, media_type="text/event-stream"
+        )
+    await response(scope, receive, send)
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI path items for the inference routes, from the validating models."""
+    from pydantic.json_schema import models_json_schema
+
+    refs, defs = models_json_schema(
+        [(model, "validation") for _, model, _ in INFERENCE_ROUTES.values()],
+        ref_template="#/components/schemas/{model}",
     )
-
-
-@router.post("/chat/completions", summary="Create a chat completion")
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI's chat completions, on the least-loaded healthy device serving the model."""
-    return await _forward(request, Operation.CHAT, body.model, body.stream)
-
-
-@router.post("/completions", summary="Create a text completion")
-async def completions(body: CompletionRequest, request: Request) -> Response:
-    """OpenAI's legacy completions."""
-    return await _forward(request, Operation.COMPLETION, body.model, body.stream)
-
-
-@router.post("/embeddings", summary="Create embeddings")
-async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
-    """OpenAI's embeddings."""
-    return await _forward(request, Operation.EMBEDDING, body.model, False)
+    paths: dict[str, Any] = {}
+    for path, (_, model, summary) in INFERENCE_ROUTES.items():
+        paths[path] = {
+            "post": {
+                "tags": ["openai"],
+                "summary": summary,
+                "operationId": path.strip("/").replace("/", "_"),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": refs[(model, "validation")]}},
+                },
+                "responses": {
+                    "200": {"description": "The engine's answer (JSON, or SSE when streaming)"},
+                    "400": {"description": "Malformed request"},
+                    "404": {"description": "Unknown model"},
+                    "413": {"description": "Body too large"},
+                    "503": {"description": "No healthy device"},
+                    "504": {"description": "Upstream timeout"},
+                },
+            }
+        }
+    return {"paths": paths, "schemas": defs.get("$defs", {})}
 
 
 def _model_doc(name: str, devices: list[str], alias: bool) -> dict[str, Any]:

@@ -39,9 +39,17 @@ class InferenceRequest:
     """A validated client request, kept as received so it can be forwarded as is."""
 
     op: Operation
-    payload: dict[str, Any]
+    model: str
     raw: bytes
     stream: bool
+    _payload: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The body as a dict (parsed on first use: the common path never needs it)."""
+        if self._payload is None:
+            self._payload = orjson.loads(self.raw)
+        return self._payload
 
     def body_for(self, model: str) -> bytes:
         """The JSON body to forward, naming the model as the device knows it.
@@ -49,7 +57,7 @@ class InferenceRequest:
         The client's bytes are reused untouched when no rename is needed, which
         keeps the common path free of a re-serialisation.
         """
-        if self.payload.get("model") == model:
+        if model == self.model:
             return self.raw
         return orjson.dumps({**self.payload, "model": model})
 
