@@ -58,22 +58,32 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)
         return
+    if answer.stream is None:
+        rt.dispatcher.finish(answer)
+        # Raw ASGI messages: the most common response in the product, kept lean.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", answer.upstream.content_type.encode("latin-1")),
+                    (b"content-length", str(len(answer.body)).encode()),
+                    (b"x-sparkplane-device", answer.device.name.encode()),
+                    (b"x-sparkplane-attempts", str(answer.attempts).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+        return
     headers = {
         "x-sparkplane-device": answer.device.name,
         "x-sparkplane-attempts": str(answer.attempts),
+        **_SSE_HEADERS,
     }
-    response: Response
-    if answer.stream is None:
-        rt.dispatcher.finish(answer)
-        response = Response(
-            answer.body, answer.status, headers, media_type=answer.upstream.content_type
-        )
-    else:
-        headers.update(_SSE_HEADERS)
-        response = StreamingResponse(
-            rt.dispatcher.relay(answer), headers=headers, media_type="text/event-stream"
-        )
-    await response(scope, receive, send)
+    stream = StreamingResponse(
+        rt.dispatcher.relay(answer), headers=headers, media_type="text/event-stream"
+    )
+    await stream(scope, receive, send)
 
 
 def openapi_paths() -> dict[str, Any]:
