@@ -145,3 +145,111 @@ async def test_devices_persist_across_restart(
             r = await gw.client.post("/v1/chat/completions", json=CHAT)
             assert r.status_code == 200
             assert r.headers["x-sparkplane-device"] == "box1"
+
+
+async def test_client_disconnect_cancels_the_upstream_stream(
+    make_settings: SettingsFactory,
+) -> None:
+    behaviour = EngineBehaviour(reply=" ".join(["word"] * 40), chunks=40, chunk_delay_s=0.1)
+    async with FakeOpenAIEngine(behaviour) as engine, running_gateway(make_settings()) as gw:
+        await _add(gw, engine, "box1")
+        async with gw.client.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}
+        ) as r:
+            async for _ in r.aiter_bytes():
+                break  # the client goes away after the first chunk
+        for _ in range(40):
+            if engine.cancelled:
+                break
+            await asyncio.sleep(0.05)
+        assert engine.cancelled == 1
+        assert gw.runtime.fleet.by_name("box1").inflight == 0  # type: ignore[union-attr]
+
+
+async def test_stream_broken_midway_ends_with_an_error_event(
+    make_settings: SettingsFactory,
+) -> None:
+    behaviour = EngineBehaviour(chunks=4, break_stream_after=2)
+    async with FakeOpenAIEngine(behaviour) as engine, running_gateway(make_settings()) as gw:
+        await _add(gw, engine, "box1")
+        client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        received = 0
+
+        async def consume() -> None:
+            nonlocal received
+            async for _ in stream:
+                received += 1
+
+        with pytest.raises(openai.APIError, match="device dropped"):
+            await consume()
+        await client.close()
+        assert received == 2  # what arrived before the break reached the client
+
+
+async def test_silent_device_times_out_with_504_then_retries_elsewhere(
+    make_settings: SettingsFactory,
+) -> None:
+    slow = FakeOpenAIEngine(EngineBehaviour(hang=True), name="slow")
+    fast = FakeOpenAIEngine(name="fast")
+    settings = make_settings(first_byte_timeout_s=0.3, request_timeout_s=0.3, max_attempts=1)
+    async with slow, running_gateway(settings) as gw:
+        await _add(gw, slow, "slow", priority=5)
+        r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert r.status_code == 504
+        assert r.json()["error"]["code"] == "upstream_timeout"
+    settings = make_settings(first_byte_timeout_s=0.3, max_attempts=2)
+    async with slow, fast, running_gateway(settings) as gw:
+        await _add(gw, fast, "fast")
+        r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert r.status_code == 200
+        assert r.headers["x-sparkplane-device"] == "fast"
+        assert r.headers["x-sparkplane-attempts"] == "2"
+        assert r.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_off_prem_device_only_when_allowed_and_nothing_local(
+    make_settings: SettingsFactory,
+) -> None:
+    cloud = FakeOpenAIEngine(EngineBehaviour(api_key="sk-cloud"), name="cloud")
+    local = FakeOpenAIEngine(name="local")
+    async with cloud, local:
+        async with running_gateway(make_settings()) as gw:
+            await _add(gw, cloud, "cloud", off_prem=True, api_key="sk-cloud")
+            r = await gw.client.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "policy_forbids"
+            assert cloud.requests == []
+        async with running_gateway(make_settings(allow_off_prem=True)) as gw:
+            r = await gw.client.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200
+            assert r.headers["x-sparkplane-device"] == "cloud"
+            await _add(gw, local, "local")
+            r = await gw.client.post("/v1/chat/completions", json=CHAT)
+            assert r.headers["x-sparkplane-device"] == "local"
+            listing = (await gw.client.get("/api/devices")).text
+            assert "sk-cloud" not in listing
+
+
+async def test_alias_routes_one_name_to_differently_named_models(
+    make_settings: SettingsFactory,
+) -> None:
+    a = FakeOpenAIEngine(EngineBehaviour(models=["meta-llama/Llama-3.1-8B-Instruct"]), name="a")
+    b = FakeOpenAIEngine(EngineBehaviour(models=["llama3.1-8b-q4"]), name="b")
+    aliases = {"llama3.1-8b": ["meta-llama/Llama-3.1-8B-Instruct", "openai:llama3.1-8b-q4"]}
+    async with a, b, running_gateway(make_settings(aliases=aliases)) as gw:
+        await _add(gw, a, "a")
+        await _add(gw, b, "b")
+        models = (await gw.client.get("/v1/models")).json()["data"]
+        assert [(m["id"], m["devices"]) for m in models] == [("llama3.1-8b", ["a", "b"])]
+        seen = set()
+        for _ in range(6):
+            r = await gw.client.post("/v1/chat/completions", json={**CHAT, "model": "llama3.1-8b"})
+            assert r.status_code == 200
+            seen.add(r.headers["x-sparkplane-device"])
+        assert seen == {"a", "b"}
+        # Each engine was asked for the model under its own name.
+        assert {q["model"] for q in a.requests} == {"meta-llama/Llama-3.1-8B-Instruct"}
+        assert {q["model"] for q in b.requests} == {"llama3.1-8b-q4"}

@@ -60,6 +60,9 @@ def estimated_wait(candidate: Candidate, fallback_s: float) -> float:
 def rank(candidates: Sequence[Candidate], policy: Policy) -> Decision:
     """Order candidates by least estimated wait, ties by priority, then pace, then name.
 
+    Among otherwise equal candidates a device never measured goes first, so every
+    device gets measured once and the faster one then wins when both are idle.
+
     Off-premises devices are candidates only when the policy allows them and no
     on-premises device is available; devices outside an allow-list never are.
     """
@@ -84,6 +87,7 @@ def rank(candidates: Sequence[Candidate], policy: Policy) -> Decision:
         key=lambda c: (
             estimated_wait(c, fallback),
             -c.priority,
+            c.seconds_per_request is not None,
             c.seconds_per_request if c.seconds_per_request is not None else fallback,
             c.name,
         )
