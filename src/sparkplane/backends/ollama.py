@@ -1,16 +1,35 @@
 """Ollama, spoken to in its native API (/api/chat, /api/generate, /api/embed)
-and translated to and from OpenAI's shapes, streaming included."""
+and translated to and from OpenAI's shapes, streaming included.
+
+The mapping itself is pure and lives in `ollama_translate` (requests),
+`ollama_reply` (answers) and `ollama_stream` (NDJSON to SSE); this module
+only does the I/O.
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 
-from sparkplane.backends.base import InferenceRequest, ProbeResult, Timeouts, Upstream
-from sparkplane.backends.http import get_json
+from sparkplane.backends.base import (
+    DeviceUnreachable,
+    InferenceRequest,
+    ProbeResult,
+    Timeouts,
+    Upstream,
+)
+from sparkplane.backends.http import get_json, open_request
+from sparkplane.backends.ollama_reply import answer, exception_body, reply_for
+from sparkplane.backends.ollama_stream import StreamTranslator
+from sparkplane.backends.ollama_translate import Unsupported, to_ollama
 from sparkplane.backends.openai_compat import base_url
 from sparkplane.errors import UpstreamError
+
+_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 
 
 class OllamaBackend:
@@ -44,5 +63,107 @@ class OllamaBackend:
         )
 
     async def send(self, request: InferenceRequest, model: str, timeouts: Timeouts) -> Upstream:
-        """Translate and send (not written yet)."""
-        raise UpstreamError("the Ollama adapter cannot send requests yet")
+        """Translate `request` to Ollama's API, send it for `model`, answer in OpenAI's.
+
+        A 200 stream returns once its head arrived and is translated chunk by
+        chunk. Any other answer is read whole here, so that its status can be
+        the translated one (a malformed 200 becomes a 502). A request Ollama
+        cannot serve (token-id prompts, image URLs, n > 1) is answered 400
+        without reaching the device.
+        """
+        reply = reply_for(request.op, request.payload, token=uuid.uuid4().hex, now=time.time())
+        try:
+            call = to_ollama(request.op, request.payload, model, stream=request.stream)
+        except Unsupported as exc:
+            return BufferedUpstream(exc.status, exception_body(exc))
+        response = await open_request(
+            self._session,
+            "POST",
+            self._root + call.path,
+            body=orjson.dumps(call.body),
+            headers=_HEADERS,
+            timeouts=timeouts,
+        )
+        if request.stream and response.status == 200:
+            return OllamaStream(response, StreamTranslator(reply))
+        read = False
+        try:
+            body = await response.read()
+            read = True
+        except aiohttp.ClientError as exc:
+            raise DeviceUnreachable(f"device dropped the connection: {_why(exc)}") from exc
+        finally:
+            # Only a fully read connection may go back to the pool.
+            if read:
+                response.release()
+            else:
+                response.close()
+        status, data = answer(reply, response.status, body)
+        return BufferedUpstream(status, data)
+
+
+class BufferedUpstream:
+    """An answer already read and translated (or made here, for a refused request)."""
+
+    __slots__ = ("_body", "content_type", "status")
+
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.status = status
+        self.content_type = content_type
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self._body
+
+    def close(self) -> None:
+        return None
+
+
+class OllamaStream:
+    """A 200 NDJSON stream from Ollama, relayed as OpenAI SSE chunks."""
+
+    __slots__ = ("_response", "_translator", "content_type", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, translator: StreamTranslator) -> None:
+        self._response = response
+        self._translator = translator
+        self.status = 200
+        self.content_type = "text/event-stream"
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        translator = self._translator
+        try:
+            async for data in self._response.content.iter_any():
+                out = translator.feed(data)
+                if out:
+                    yield out
+                if translator.finished:
+                    break
+            else:
+                out = translator.end()
+                if out:
+                    yield out
+        except aiohttp.ClientError as exc:
+            raise DeviceUnreachable(f"device dropped the stream: {_why(exc)}") from exc
+        finally:
+            self.close()
+        if not translator.finished:
+            raise DeviceUnreachable("Ollama ended the stream before it said done")
+
+    def close(self) -> None:
+        # A stream read to its end may be reused; one cut short must be closed,
+        # which is also what tells Ollama to stop generating.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def _why(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:200]

@@ -1,0 +1,288 @@
+"""A fake Ollama server following Ollama's documented native API (docs/api.md):
+`GET /api/version`, `GET /api/tags`, `POST /api/chat` and `POST /api/generate`
+(NDJSON streams unless `"stream": false`), `POST /api/embed`. Errors come as
+Ollama sends them: `{"error": "..."}` with an HTTP status, or as an error line
+inside a 200 stream. Knobs make it slow, fail, hang, break or split its stream;
+every request it received is kept in `requests` for tests to inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class OllamaBehaviour:
+    """What the fake does; tests change these fields while it runs."""
+
+    models: list[str] = field(default_factory=lambda: ["llama3.2:latest", "all-minilm:latest"])
+    version: str = "0.12.6"
+    reply: str = "hello from the fake ollama"
+    thinking: str | None = None  # sent as message.thinking before the reply
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # answered when tools are given
+    done_reason: str = "stop"
+    created_at: str | None = None  # fixed created_at; None for the current time
+    delay_s: float = 0.0  # before the head of every inference answer
+    chunk_delay_s: float = 0.0  # between stream lines
+    chunks: int = 4
+    fail_status: int | None = None  # answer every inference with this status
+    fail_message: str = "llama runner process has terminated: exit status 2"
+    hang: bool = False  # accept, then never answer
+    break_stream_after: int | None = None  # drop the connection after N lines
+    error_after: int | None = None  # send an {"error"} line after N lines, then end
+    error_message: str = "an error was encountered while running the model"
+    split_lines: bool = False  # write every line in two pieces, cut mid-JSON
+    embedding_dim: int = 8
+
+
+@dataclass
+class Received:
+    """One inference request as the fake received it."""
+
+    path: str
+    body: dict[str, Any]
+
+
+class FakeOllama:
+    """Run with `async with FakeOllama() as ollama:`; `ollama.url` is its base URL."""
+
+    def __init__(self, behaviour: OllamaBehaviour | None = None) -> None:
+        self.behaviour = behaviour or OllamaBehaviour()
+        self.requests: list[Received] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def last(self) -> Received:
+        """The latest inference request."""
+        return self.requests[-1]
+
+    async def __aenter__(self) -> FakeOllama:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, port: int = 0) -> None:
+        """Listen on loopback (a free port unless given)."""
+        app = web.Application()
+        app.router.add_get("/api/version", self._version)
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_post("/api/chat", self._chat)
+        app.router.add_post("/api/generate", self._generate)
+        app.router.add_post("/api/embed", self._embed)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Stop listening and drop open connections (like a crash)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": self.behaviour.version})
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": "2025-01-02T03:04:05.123456789Z",
+                "size": 1_000_000 + i,
+                "digest": hashlib.sha256(name.encode()).hexdigest(),
+                "details": {
+                    "parent_model": "",
+                    "format": "gguf",
+                    "family": "llama",
+                    "families": ["llama"],
+                    "parameter_size": "1B",
+                    "quantization_level": "Q4_K_M",
+                },
+            }
+            for i, name in enumerate(self.behaviour.models)
+        ]
+        return web.json_response({"models": models})
+
+    async def _prelude(self, request: web.Request) -> tuple[dict[str, Any], str] | web.Response:
+        """Parse, record and check a request; an error response when it fails."""
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _error(400, "invalid character 'x' looking for beginning of value")
+        if not isinstance(body, dict):
+            return _error(400, "json: cannot unmarshal array into Go value")
+        self.requests.append(Received(request.path, body))
+        b = self.behaviour
+        if b.hang:
+            await asyncio.sleep(3600)
+        if b.delay_s:
+            await asyncio.sleep(b.delay_s)
+        if b.fail_status is not None:
+            return _error(b.fail_status, b.fail_message)
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            return _error(400, "model is required")
+        full = name if ":" in name else f"{name}:latest"
+        if full not in b.models:
+            return _error(404, f"model '{name}' not found")
+        return body, name
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._prelude(request)
+        if isinstance(checked, web.Response):
+            return checked
+        body, name = checked
+        if not isinstance(body.get("messages"), list):
+            return _error(400, "messages is required")
+        words, reason = self._words(body)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        calls = self.behaviour.tool_calls if body.get("tools") else []
+        final = self._final(name, reason, prompt_tokens, len(words))
+        if body.get("stream", True) is False:
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": "" if calls else "".join(words),
+            }
+            if self.behaviour.thinking:
+                message["thinking"] = self.behaviour.thinking
+            if calls:
+                message["tool_calls"] = calls
+            return web.json_response({**final, "message": message})
+        lines: list[dict[str, Any]] = []
+        if self.behaviour.thinking:
+            lines.append({"role": "assistant", "content": "", "thinking": self.behaviour.thinking})
+        if calls:
+            lines.append({"role": "assistant", "content": "", "tool_calls": calls})
+        else:
+            lines += [{"role": "assistant", "content": w} for w in words]
+        docs = [self._line(name, {"message": m}) for m in lines]
+        docs.append({**final, "message": {"role": "assistant", "content": ""}})
+        return await self._stream(request, docs)
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._prelude(request)
+        if isinstance(checked, web.Response):
+            return checked
+        body, name = checked
+        prompt = body.get("prompt", "")
+        if not isinstance(prompt, str):
+            return _error(400, "json: cannot unmarshal array into Go struct field .prompt")
+        words, reason = self._words(body)
+        final = self._final(name, reason, len(prompt.split()), len(words))
+        if not body.get("raw"):
+            final["context"] = [1, 2, 3]
+        if body.get("stream", True) is False:
+            return web.json_response({**final, "response": "".join(words)})
+        docs = [self._line(name, {"response": w}) for w in words]
+        docs.append({**final, "response": ""})
+        return await self._stream(request, docs)
+
+    async def _embed(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._prelude(request)
+        if isinstance(checked, web.Response):
+            return checked
+        body, name = checked
+        value = body.get("input")
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error(400, "invalid input type")
+        dim = body.get("dimensions") or self.behaviour.embedding_dim
+        return web.json_response(
+            {
+                "model": name,
+                "embeddings": [_vector(t, dim) for t in texts],
+                "total_duration": 14143917,
+                "load_duration": 1019500,
+                "prompt_eval_count": sum(len(t.split()) for t in texts),
+            }
+        )
+
+    def _words(self, body: dict[str, Any]) -> tuple[list[str], str]:
+        """The reply in `chunks` pieces, cut at options.num_predict like a model."""
+        words = _split(self.behaviour.reply, self.behaviour.chunks)
+        options = body.get("options") or {}
+        limit = options.get("num_predict") if isinstance(options, dict) else None
+        if isinstance(limit, int) and 0 <= limit < len(words):
+            return words[:limit], "length"
+        return words, self.behaviour.done_reason
+
+    def _line(self, name: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"model": name, "created_at": self._now(), **extra, "done": False}
+
+    def _final(self, name: str, reason: str, prompt: int, generated: int) -> dict[str, Any]:
+        return {
+            "model": name,
+            "created_at": self._now(),
+            "done": True,
+            "done_reason": reason,
+            "total_duration": 4883583458,
+            "load_duration": 1334875,
+            "prompt_eval_count": prompt,
+            "prompt_eval_duration": 342546000,
+            "eval_count": generated,
+            "eval_duration": 4535599000,
+        }
+
+    def _now(self) -> str:
+        if self.behaviour.created_at is not None:
+            return self.behaviour.created_at
+        now = time.time_ns()
+        stamp = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{stamp}.{now % 1_000_000_000:09d}Z"
+
+    async def _stream(self, request: web.Request, docs: list[dict[str, Any]]) -> web.StreamResponse:
+        b = self.behaviour
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for i, doc in enumerate(docs):
+            if b.break_stream_after is not None and i >= b.break_stream_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if b.error_after is not None and i >= b.error_after:
+                await response.write(orjson.dumps({"error": b.error_message}) + b"\n")
+                break
+            line = orjson.dumps(doc) + b"\n"
+            if b.split_lines:
+                cut = len(line) // 2
+                await response.write(line[:cut])
+                await asyncio.sleep(0.01)  # so the pieces arrive in separate reads
+                line = line[cut:]
+            await response.write(line)
+            if b.chunk_delay_s:
+                await asyncio.sleep(b.chunk_delay_s)
+        await response.write_eof()
+        return response
+
+
+def _split(text: str, parts: int) -> list[str]:
+    words = text.split(" ")
+    size = max(1, len(words) // max(1, parts))
+    out = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [w if i == 0 else " " + w for i, w in enumerate(out)]
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(digest[i % len(digest)] - 128) / 128 for i in range(dim)]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
