@@ -50,7 +50,7 @@ def backend(ollama: FakeOllama, session: aiohttp.ClientSession) -> OllamaBackend
 
 
 def request(op: Operation, payload: dict[str, Any], *, stream: bool = False) -> InferenceRequest:
-    return InferenceRequest(op=op, payload=payload, raw=orjson.dumps(payload), stream=stream)
+    return InferenceRequest(op=op, model=payload["model"], raw=orjson.dumps(payload), stream=stream)
 
 
 def chat(stream: bool = False, **extra: Any) -> InferenceRequest:
