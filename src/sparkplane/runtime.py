@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.backends.base import Backend, Timeouts
@@ -131,6 +132,20 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         default_policy=Policy(allow_off_prem=settings.allow_off_prem),
     )
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
+    log.info(
+        "started",
+        action="server.start",
+        database=make_url(settings.db_url).render_as_string(hide_password=True),
+        artifacts=str(settings.artifacts_path),
+        devices=[d.name for d in fleet.devices()],
+        models=len(fleet.catalog.listed()),
+    )
+    if not records:
+        log.warning(
+            "no_devices",
+            action="server.start",
+            hint="register an engine: sparkplane devices add http://HOST:PORT",
+        )
     return runtime
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from sparkplane.cli import db, devices, models, serve
+from sparkplane.logs import configure
 
 app = typer.Typer(
     name="sparkplane",
@@ -12,6 +13,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _setup() -> None:
+    """A control plane for private AI on a small fleet of GPU machines."""
+    # Commands other than `serve` print results, not logs: only warnings show.
+    configure("warning", "console")
+
+
 serve.register(app)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
