@@ -28,15 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BODY = '{"model":"bench-model","messages":[{"role":"user","content":"Say ok."}],"max_tokens":8}'
 LUA = """
 wrk.method = "POST"
-wrk.body = '%s'
+wrk.body = '__BODY__'
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), errors))
 end
-""" % BODY
+""".replace("__BODY__", BODY)
 
 
 @dataclass
@@ -66,7 +66,17 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 def run_wrk(url: str, concurrency: int, duration: int, script: Path) -> Result:
-    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", out)
     if not match:
@@ -76,27 +86,45 @@ def run_wrk(url: str, concurrency: int, duration: int, script: Path) -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench` (it installs wrk) or apt-get install wrk")
+        raise SystemExit(
+            "wrk is not installed: run `make bench` (it installs wrk) or apt-get install wrk"
+        )
 
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             up_port, sp_port = free_port(), free_port()
-            procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/upstream.py"), str(up_port)],
-                                          stdout=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "bench/upstream.py"), str(up_port)],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
             upstream = f"http://127.0.0.1:{up_port}"
             wait_http(upstream + "/v1/models")
             env = {**os.environ, "SPARKPLANE_HOME": tmp, "SPARKPLANE_LOG_LEVEL": "warning"}
             sparkplane = [str(Path(sys.executable).parent / "sparkplane")]
-            subprocess.run([*sparkplane, "devices", "add", upstream, "--name", "bench"], env=env,
-                           check=True, capture_output=True)
-            procs.append(subprocess.Popen([*sparkplane, "serve", "--port", str(sp_port), "--no-discover"],
-                                          env=env, stderr=open(Path(tmp) / "serve.log", "wb")))
+            subprocess.run(
+                [*sparkplane, "devices", "add", upstream, "--name", "bench"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            with open(Path(tmp) / "serve.log", "wb") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [*sparkplane, "serve", "--port", str(sp_port), "--no-discover"],
+                        env=env,
+                        stderr=log,
+                    )
+                )
             gateway = f"http://127.0.0.1:{sp_port}"
             wait_http(gateway + "/readyz")
             script = Path(tmp) / "post.lua"
@@ -105,16 +133,26 @@ def main() -> None:
             run_wrk(gateway + "/v1/chat/completions", 16, 2, script)
 
             print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
-            print(f"python {platform.python_version()}, {args.duration}s per run, wrk -t1, load generator on the same box")
-            header = f"{'conc':>4} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} | {'sparkplane rps':>14} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'added p50 ms':>12}"
+            print(
+                f"python {platform.python_version()}, {args.duration}s per run, wrk -t1, "
+                "load generator on the same box"
+            )
+            header = (
+                f"{'conc':>4} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+                f"{'sparkplane rps':>14} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
+                f"{'added p50 ms':>12}"
+            )
             print(header)
             print("-" * len(header))
             for c in args.concurrency:
                 direct = run_wrk(upstream + "/v1/chat/completions", c, args.duration, script)
                 via = run_wrk(gateway + "/v1/chat/completions", c, args.duration, script)
-                print(f"{c:>4} | {direct.rps:>10.0f} {direct.p50_ms:>7.2f} {direct.p99_ms:>7.2f} | "
-                      f"{via.rps:>14.0f} {via.p50_ms:>7.2f} {via.p99_ms:>7.2f} {via.errors + direct.errors:>6} | "
-                      f"{via.p50_ms - direct.p50_ms:>12.2f}")
+                print(
+                    f"{c:>4} | {direct.rps:>10.0f} {direct.p50_ms:>7.2f} {direct.p99_ms:>7.2f} | "
+                    f"{via.rps:>14.0f} {via.p50_ms:>7.2f} {via.p99_ms:>7.2f} "
+                    f"{via.errors + direct.errors:>6} | "
+                    f"{via.p50_ms - direct.p50_ms:>12.2f}"
+                )
         finally:
             for p in procs:
                 p.terminate()
