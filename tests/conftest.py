@@ -44,6 +44,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "probe_timeout_s": 1.0,
             "breaker_cooldown_s": 0.5,
             "log_format": "json",
+            "auth_enabled": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from sparkplane import __version__, runtime
 from sparkplane.api import admin, errors, health, openai
+from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
 from sparkplane.lifecycle import Lifecycle
@@ -45,7 +46,14 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(health.router)
-    app.add_middleware(GatewayMiddleware, lifecycle=lifecycle, max_body=settings.max_body_bytes)
+    public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    app.add_middleware(
+        GatewayMiddleware,
+        lifecycle=lifecycle,
+        max_body=settings.max_body_bytes,
+        auth_enabled=settings.auth_enabled,
+        public_paths=frozenset(public),
+    )
     return app
 
 

@@ -97,6 +97,30 @@ class Settings(BaseSettings):
         "to one engine kind, e.g. `ollama:llama3.1:8b`.",
     )
 
+    # -- security ----------------------------------------------------------
+    auth_enabled: bool = Field(
+        True,
+        description="Require an API key on every endpoint but /healthz and /readyz. Turning "
+        "it off is allowed only when `host` is a loopback address.",
+    )
+    auth_cache_s: float = Field(
+        2.0, gt=0, le=5, description="Seconds a verified key is trusted before re-checking it."
+    )
+    metrics_public: bool = Field(
+        True, description="Serve /metrics without a key (for a scraper on a trusted network)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; none by default (closed)."
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS (TLS 1.2+).")
+    tls_key: Path | None = Field(None, description="PEM private key for `tls_cert`.")
+    audit_fail_closed: bool = Field(
+        True, description="Refuse requests while audit entries cannot be written."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis for rate-limit counters shared by replicas; in-process if unset."
+    )
+
     # -- capacity planner --------------------------------------------------
     device_profiles: list[dict[str, Any]] = Field(
         default_factory=list, description="Extra device profiles for the planner (TOML tables)."

@@ -33,6 +33,9 @@ from sparkplane.metrics import Metrics
 from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
+from sparkplane.security.auth import Authenticator
+from sparkplane.security.principal import Principal
+from sparkplane.security.store import KeyStore, TenantStore
 
 log = structlog.get_logger("sparkplane")
 
@@ -55,7 +58,20 @@ class Runtime:
     dispatcher: Dispatcher
     health: HealthMonitor
     default_policy: Policy
+    tenants: TenantStore
+    keys: KeyStore
+    authenticator: Authenticator
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def policy_for(self, principal: Principal) -> Policy:
+        """Where this caller's work may run: the fleet's rule and the tenant's together."""
+        if not principal.tenant_id:
+            return self.default_policy
+        return Policy(
+            allow_off_prem=self.settings.allow_off_prem and principal.policy.allow_off_prem,
+            allowed_devices=principal.policy.allowed_devices,
+            owner=f"tenant '{principal.tenant}'",
+        )
 
     async def database_ok(self) -> bool:
         """Whether the database answers a trivial query."""
@@ -89,7 +105,9 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     settings.artifacts_path.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)
     await migrate.upgrade(engine)
-    store = DeviceStore(session_factory(engine))
+    sessions = session_factory(engine)
+    store = DeviceStore(sessions)
+    key_store = KeyStore(sessions)
     http = new_session()
 
     def backend_for(record: DeviceRecord) -> Backend:
@@ -130,6 +148,9 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         dispatcher=dispatcher,
         health=health,
         default_policy=Policy(allow_off_prem=settings.allow_off_prem),
+        tenants=TenantStore(sessions),
+        keys=key_store,
+        authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
     )
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     log.info(

@@ -7,9 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from sparkplane.api.auth import require
 from sparkplane.api.deps import runtime
 from sparkplane.fleet import service
 from sparkplane.fleet.device import Device, DeviceRecord
+from sparkplane.security.principal import Principal
+from sparkplane.security.rbac import Permission
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
@@ -46,7 +49,9 @@ def _view(record: DeviceRecord, live: Device | None) -> dict[str, Any]:
 
 
 @router.get("", summary="List devices")
-async def list_devices(request: Request) -> dict[str, Any]:
+async def list_devices(
+    request: Request, _: Principal = require(Permission.DEVICES_READ)
+) -> dict[str, Any]:
     """Every device with its health, models and latency."""
     rt = runtime(request)
     records = await rt.store.list_devices()
@@ -54,7 +59,9 @@ async def list_devices(request: Request) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, summary="Register a device")
-async def add_device(body: DeviceCreate, request: Request) -> dict[str, Any]:
+async def add_device(
+    body: DeviceCreate, request: Request, _: Principal = require(Permission.DEVICES_WRITE)
+) -> dict[str, Any]:
     """Register a device; with kind `auto` its engine is detected by probing."""
     rt = runtime(request)
     record = await service.register(
@@ -73,14 +80,21 @@ async def add_device(body: DeviceCreate, request: Request) -> dict[str, Any]:
 
 
 @router.get("/{name}", summary="Show a device")
-async def get_device(name: str, request: Request) -> dict[str, Any]:
+async def get_device(
+    name: str, request: Request, _: Principal = require(Permission.DEVICES_READ)
+) -> dict[str, Any]:
     """One device."""
     rt = runtime(request)
     return _view(await rt.store.get(name), rt.fleet.by_name(name))
 
 
 @router.patch("/{name}", summary="Change a device")
-async def update_device(name: str, body: DeviceUpdate, request: Request) -> dict[str, Any]:
+async def update_device(
+    name: str,
+    body: DeviceUpdate,
+    request: Request,
+    _: Principal = require(Permission.DEVICES_WRITE),
+) -> dict[str, Any]:
     """Change priority, enabled or off-premises."""
     rt = runtime(request)
     record = await rt.store.edit(name, **body.model_dump(exclude_none=True))
@@ -89,7 +103,9 @@ async def update_device(name: str, body: DeviceUpdate, request: Request) -> dict
 
 
 @router.delete("/{name}", status_code=204, summary="Remove a device")
-async def remove_device(name: str, request: Request) -> None:
+async def remove_device(
+    name: str, request: Request, _: Principal = require(Permission.DEVICES_WRITE)
+) -> None:
     """Unregister a device; requests in flight on it finish."""
     rt = runtime(request)
     await rt.store.remove(name)
@@ -97,7 +113,9 @@ async def remove_device(name: str, request: Request) -> None:
 
 
 @router.post("/{name}/probe", summary="Probe a device now")
-async def probe_device(name: str, request: Request) -> dict[str, Any]:
+async def probe_device(
+    name: str, request: Request, _: Principal = require(Permission.DEVICES_WRITE)
+) -> dict[str, Any]:
     """Probe one device at once and return what it said."""
     rt = runtime(request)
     await rt.store.get(name)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from sparkplane.api.auth import principal_of
 from sparkplane.api.deps import runtime
+from sparkplane.errors import Forbidden
+from sparkplane.security.principal import PUBLIC
+from sparkplane.security.rbac import Permission
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +33,10 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition (keyless when `metrics_public`, else metrics:read)."""
+    principal = principal_of(request.scope)
+    if principal is not PUBLIC and not principal.can(Permission.METRICS_READ):
+        raise Forbidden(f"the {principal.role.value} role may not read metrics")
     return Response(
         runtime(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

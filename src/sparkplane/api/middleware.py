@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
 import orjson
 import structlog
@@ -13,8 +14,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sparkplane.api import openai
+from sparkplane.api.auth import PRINCIPAL, presented_key
 from sparkplane.api.errors import error_body
+from sparkplane.errors import SparkplaneError
 from sparkplane.lifecycle import Lifecycle
+from sparkplane.security.principal import ANONYMOUS, PUBLIC
+
+if TYPE_CHECKING:
+    from sparkplane.runtime import Runtime
 
 # Answered while draining: orchestrators need them to see the process go.
 ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -26,12 +33,24 @@ DISCARD_LIMIT = 64 * 1024 * 1024
 class GatewayMiddleware:
     """Wraps the app; see module docstring."""
 
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, max_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        lifecycle: Lifecycle,
+        max_body: int,
+        auth_enabled: bool,
+        public_paths: frozenset[str],
+    ) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.max_body = max_body
+        self.auth_enabled = auth_enabled
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -60,6 +79,19 @@ class GatewayMiddleware:
             await _too_large(send, self.max_body, rid_header)
             return
 
+        try:
+            await self._authenticate(scope)
+        except SparkplaneError as exc:
+            await _error(
+                send,
+                exc.status,
+                exc.message,
+                exc.type,
+                exc.code,
+                rid_header,
+                www_authenticate=exc.status == 401,
+            )
+            return
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
 
         async def send_with_id(message: Message) -> None:
@@ -82,6 +114,30 @@ class GatewayMiddleware:
         finally:
             self.lifecycle.leave()
             structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _authenticate(self, scope: Scope) -> None:
+        """Put the caller in the scope (ANONYMOUS when auth is off or the path is public)."""
+        if not self.auth_enabled or scope["path"] in self.public_paths:
+            scope[PRINCIPAL] = ANONYMOUS if not self.auth_enabled else PUBLIC
+            return
+        rt: Runtime = scope["state"]["runtime"]
+        scope[PRINCIPAL] = await rt.authenticator.authenticate(presented_key(scope))
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lifecycle.draining:
+            await send({"type": "websocket.close", "code": 1001})
+            return
+        try:
+            await self._authenticate(scope)
+        except SparkplaneError:
+            # Refusing before accept answers the handshake with HTTP 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        self.lifecycle.enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.lifecycle.leave()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -141,9 +197,20 @@ async def _too_large(send: Send, limit: int, rid: tuple[bytes, bytes]) -> None:
 
 
 async def _error(
-    send: Send, status: int, message: str, type_: str, code: str, rid: tuple[bytes, bytes]
+    send: Send,
+    status: int,
+    message: str,
+    type_: str,
+    code: str,
+    rid: tuple[bytes, bytes],
+    *,
+    www_authenticate: bool = False,
 ) -> None:
     body = orjson.dumps(error_body(message, type_, code))
-    headers = [_JSON, (b"content-length", str(len(body)).encode()), rid, (b"connection", b"close")]
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), rid]
+    if www_authenticate:
+        headers.append((b"www-authenticate", b'Bearer realm="sparkplane"'))
+    else:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -18,12 +18,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from sparkplane.api.auth import principal_of, require
 from sparkplane.api.deps import runtime
 from sparkplane.api.errors import sparkplane_error_response, validation_error_response
 from sparkplane.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from sparkplane.backends.base import InferenceRequest, Operation
-from sparkplane.errors import ModelNotFound, SparkplaneError
+from sparkplane.errors import Forbidden, ModelNotFound, SparkplaneError
 from sparkplane.runtime import Runtime
+from sparkplane.security.principal import Principal
+from sparkplane.security.rbac import Permission
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -49,11 +52,17 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await validation_error_response(exc.errors())(scope, receive, send)
         return
     stream = op is not Operation.EMBEDDING and request.stream
+    principal = principal_of(scope)
     try:
+        if not principal.can(Permission.INFERENCE):
+            raise Forbidden(f"the {principal.role.value} role may not run inference")
+        if not principal.may_use_model(request.model):
+            # As if it did not exist: a tenant learns nothing of models it may not use.
+            raise ModelNotFound(f"The model '{request.model}' does not exist", param="model")
         answer = await rt.dispatcher.open(
             InferenceRequest(op=op, model=request.model, raw=body, stream=stream),
             request.model,
-            rt.default_policy,
+            rt.policy_for(principal),
         )
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)
@@ -130,21 +139,26 @@ def _model_doc(name: str, devices: list[str], alias: bool) -> dict[str, Any]:
 
 
 @router.get("/models", summary="List models")
-async def list_models(request: Request) -> Response:
-    """Every public model name with the devices that serve it."""
+async def list_models(
+    request: Request, principal: Principal = require(Permission.MODELS_READ)
+) -> Response:
+    """Every public model name (the caller may use) with the devices that serve it."""
     catalog = runtime(request).fleet.catalog
     data = [
         _model_doc(e.name, sorted({r.device.name for r in e.routes}), e.alias)
         for e in catalog.listed()
+        if principal.may_use_model(e.name)
     ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
 @router.get("/models/{model:path}", summary="Retrieve a model")
-async def get_model(model: str, request: Request) -> Response:
+async def get_model(
+    model: str, request: Request, principal: Principal = require(Permission.MODELS_READ)
+) -> Response:
     """One model, as in the list; 404 if no device has it."""
     routes = runtime(request).fleet.catalog.routes(model)
-    if routes is None:
+    if routes is None or not principal.may_use_model(model):
         raise ModelNotFound(f"The model '{model}' does not exist", param="model")
     doc = _model_doc(model, sorted({r.device.name for r in routes}), False)
     return Response(orjson.dumps(doc), media_type="application/json")

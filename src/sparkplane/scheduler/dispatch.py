@@ -98,8 +98,8 @@ class Dispatcher:
         decision = rank(candidates, policy)
         if decision.refusal is Refusal.POLICY:
             raise PolicyForbids(
-                f"no device that policy allows can serve '{model}' now "
-                "(off-premises devices need allow_off_prem)",
+                f"the policy of {policy.owner} allows no device that can serve '{model}' now "
+                "(allowed devices, allow_off_prem); nothing was sent elsewhere",
                 param="model",
             )
         if decision.refusal is not None:

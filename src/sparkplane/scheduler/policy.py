@@ -33,6 +33,7 @@ class Policy:
 
     allow_off_prem: bool = False
     allowed_devices: frozenset[str] | None = None
+    owner: str = "the fleet"  # whose policy this is, for error messages
 
 
 class Refusal(StrEnum):

@@ -1,0 +1,1 @@
+"""Who may do what: tenants, API keys, roles, limits, data residency, audit."""

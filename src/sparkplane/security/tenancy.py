@@ -1,0 +1,108 @@
+"""Tenants and keys as plain records, and the settings a tenant carries:
+policy (data residency), limits and prices. Validated with pydantic because
+they arrive from the CLI and the admin API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparkplane.security.rbac import Role
+
+Count = Annotated[int, Field(ge=0)]
+Money = Annotated[float, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Limits(_Frozen):
+    """Limits for a key or a tenant; None means no limit."""
+
+    requests_per_minute: Count | None = None
+    tokens_per_minute: Count | None = None
+    concurrent: Count | None = None
+    monthly_tokens: Count | None = None
+    monthly_images: Count | None = None
+
+
+class TenantPolicy(_Frozen):
+    """Where a tenant's work may run and what it may use."""
+
+    allow_off_prem: bool = False
+    allowed_devices: frozenset[str] | None = None
+    allowed_models: frozenset[str] | None = None
+    # Prompts and images stay out of the audit log unless the tenant opts in.
+    audit_content: bool = False
+
+
+class Prices(_Frozen):
+    """What a tenant pays; turns metered usage into cost."""
+
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
+    per_1k_input_tokens: Money = 0.0
+    per_1k_output_tokens: Money = 0.0
+    per_image: Money = 0.0
+    per_device_hour: Money = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """A tenant as stored."""
+
+    id: str
+    name: str
+    created_at: datetime
+    disabled: bool
+    policy: TenantPolicy
+    limits: Limits
+    prices: Prices
+
+    def public(self) -> dict[str, Any]:
+        """The tenant as the API and CLI show it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "disabled": self.disabled,
+            "policy": self.policy.model_dump(mode="json"),
+            "limits": self.limits.model_dump(mode="json"),
+            "prices": self.prices.model_dump(mode="json"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A key as stored: never the key itself."""
+
+    id: str
+    tenant_id: str
+    name: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    limits: Limits
+
+    def usable(self, now: datetime) -> bool:
+        """Not revoked and not expired."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def public(self, tenant: str | None = None) -> dict[str, Any]:
+        """The key as listings show it (the id, never the secret)."""
+        return {
+            "id": self.id,
+            "prefix": f"sp-{self.id}_",
+            "tenant_id": self.tenant_id,
+            "tenant": tenant,
+            "name": self.name,
+            "role": self.role.value,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "limits": self.limits.model_dump(mode="json"),
+        }
