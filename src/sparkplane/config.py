@@ -173,7 +173,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             config_file = Path(env_file)
         elif DEFAULT_CONFIG_FILE.is_file():
             config_file = DEFAULT_CONFIG_FILE
-    elif not config_file.is_file():
+    if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"config file not found: {config_file}")
     clean = {k: v for k, v in overrides.items() if v is not None}
     if config_file is None:

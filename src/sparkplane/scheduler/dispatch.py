@@ -170,6 +170,12 @@ class Dispatcher:
             device.inflight -= 1
             self._fail(device)
             return _as_error(exc, device)
+        except BaseException:
+            # Cancelled (the client or the server went away): give the slot back.
+            if upstream is not None:
+                upstream.close()
+            device.inflight -= 1
+            raise
         if answer.status >= 500:
             device.inflight -= 1
             answer.released = True
