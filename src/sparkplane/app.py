@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, errors, health, openai
+from sparkplane.api import admin, errors, health, openai, security
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -46,6 +47,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(security.router)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
     app.add_middleware(
         GatewayMiddleware,
@@ -53,7 +55,17 @@ def create_app(
         max_body=settings.max_body_bytes,
         auth_enabled=settings.auth_enabled,
         public_paths=frozenset(public),
+        tls=settings.tls_cert is not None,
     )
+    if settings.cors_origins:
+        # Outermost, so preflight requests are answered before authentication.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
+            expose_headers=["x-sparkplane-device", "x-sparkplane-attempts", "x-request-id"],
+        )
     return app
 
 

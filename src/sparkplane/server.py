@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from types import FrameType
 
 import structlog
@@ -74,5 +75,16 @@ def serve(settings: Settings, *, discover: bool) -> None:
         timeout_graceful_shutdown=5,
         # Long idle keep-alives suit gateways whose clients reuse connections.
         timeout_keep_alive=30,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
+    config.load()
+    if config.ssl is not None:
+        harden(config.ssl)
     DrainingServer(config, lifecycle, settings.drain_timeout_s).run()
+
+
+def harden(context: ssl.SSLContext) -> None:
+    """TLS 1.2 as the floor (1.3 is negotiated whenever the client can)."""
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION

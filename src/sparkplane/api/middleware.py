@@ -28,6 +28,16 @@ ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 _JSON = (b"content-type", b"application/json")
 DISCARD_LIMIT = 64 * 1024 * 1024
+ADMIN_PREFIX = "/api/"
+# The admin API answers JSON to programs: nothing in it should be framed, sniffed,
+# cached or allowed to load anything.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
 
 
 class GatewayMiddleware:
@@ -40,12 +50,18 @@ class GatewayMiddleware:
         max_body: int,
         auth_enabled: bool,
         public_paths: frozenset[str],
+        tls: bool = False,
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.max_body = max_body
         self.auth_enabled = auth_enabled
         self.public_paths = public_paths
+        self.security_headers = list(SECURITY_HEADERS)
+        if tls:
+            self.security_headers.append(
+                (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -94,9 +110,13 @@ class GatewayMiddleware:
             return
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
 
+        extra = [rid_header]
+        if scope["path"].startswith(ADMIN_PREFIX):
+            extra.extend(self.security_headers)
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), rid_header]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         self.lifecycle.enter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import db, devices, models, serve
+from sparkplane.cli import db, devices, models, security, serve
 from sparkplane.logs import configure
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ def _setup() -> None:
 
 
 serve.register(app)
+security.register(app)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")

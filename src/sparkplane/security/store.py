@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sparkplane.db.models import ApiKeyRow, TenantRow, utcnow
 from sparkplane.errors import BadRequest, Conflict, NotFound
 from sparkplane.security import keys
-from sparkplane.security.rbac import Role
+from sparkplane.security.rbac import KEY_ROLES, Role
 from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
 
 
@@ -144,6 +144,8 @@ class KeyStore:
         limits: Limits | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key for `tenant`: its record and the key itself (shown once, never stored)."""
+        if role not in KEY_ROLES:
+            raise BadRequest(f"a key cannot have the role {role.value!r}", param="role")
         if expires_at is not None and expires_at <= utcnow():
             raise BadRequest("the expiry is in the past", param="expires_at")
         key_id, key = keys.generate()

@@ -1,0 +1,289 @@
+"""`sparkplane init`, `sparkplane tenants`, `sparkplane keys`.
+
+Like `devices`, these work on the database directly; running servers see
+changes within `auth_cache_s`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.panel import Panel
+from rich.table import Table
+
+from sparkplane.cli.common import ConfigOption, console, database, fail, run, settings_from
+from sparkplane.db.engine import session_factory
+from sparkplane.security.bootstrap import DEFAULT_TENANT, first_admin
+from sparkplane.security.rbac import KEY_ROLES, Role
+from sparkplane.security.store import KeyStore, TenantStore
+from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
+
+tenants_app = typer.Typer(
+    help="Tenants: client organisations, their policy and limits.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def show_new_key(key: str, record: KeyRecord, tenant: str) -> None:
+    """Print a new key once, where people see it (never through the logs)."""
+    console.print(
+        Panel(
+            f"[bold]{key}[/bold]\n\ntenant {tenant}, role {record.role.value}, id {record.id}\n"
+            "This is the only time the key is shown: store it now.",
+            title="new API key",
+            expand=False,
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `init`, `tenants` and `keys` to `app`."""
+
+    @app.command()
+    def init(
+        tenant: Annotated[str, typer.Option(help="Name of the first tenant.")] = DEFAULT_TENANT,
+        config: ConfigOption = None,
+    ) -> None:
+        """Create the first tenant and an admin key (once, on an empty database)."""
+        settings = settings_from(config)
+
+        async def go() -> tuple[TenantRecord, KeyRecord, str] | None:
+            async with database(settings) as engine:
+                sessions = session_factory(engine)
+                return await first_admin(TenantStore(sessions), KeyStore(sessions), tenant)
+
+        made = run(go())
+        if made is None:
+            fail(
+                "already initialised: tenants exist. Make more keys with `sparkplane keys create`."
+            )
+        show_new_key(made[2], made[1], made[0].name)
+
+    app.add_typer(tenants_app, name="tenants")
+    app.add_typer(keys_app, name="keys")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], text: str | None, what: str) -> M | None:
+    if text is None:
+        return None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"--{what}: {'.'.join(map(str, first['loc'])) or 'value'}: {first['msg']}")
+
+
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--policy", help='JSON, e.g. \'{"allow_off_prem": false, "allowed_devices": ["spark"]}\''
+    ),
+]
+LimitsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--limits", help='JSON, e.g. \'{"requests_per_minute": 60, "monthly_tokens": 1000000}\''
+    ),
+]
+PricesOption = Annotated[
+    str | None,
+    typer.Option("--prices", help='JSON, e.g. \'{"per_1k_input_tokens": 0.1, "per_image": 0.02}\''),
+]
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: str,
+    policy: PolicyOption = None,
+    limits: LimitsOption = None,
+    prices: PricesOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a tenant."""
+    settings = settings_from(config)
+    parsed = (
+        _parse(TenantPolicy, policy, "policy"),
+        _parse(Limits, limits, "limits"),
+        _parse(Prices, prices, "prices"),
+    )
+
+    async def go() -> TenantRecord:
+        async with database(settings) as engine:
+            return await TenantStore(session_factory(engine)).create(
+                name, policy=parsed[0], limits=parsed[1], prices=parsed[2]
+            )
+
+    tenant = run(go())
+    console.print(f"created tenant [bold]{tenant.name}[/bold] ({tenant.id})")
+
+
+@tenants_app.command("update")
+def tenants_update(
+    name: str,
+    policy: PolicyOption = None,
+    limits: LimitsOption = None,
+    prices: PricesOption = None,
+    disable: Annotated[
+        bool | None, typer.Option("--disable/--enable", help="Refuse or allow all of its keys.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replace a tenant's policy, limits or prices, or disable it."""
+    settings = settings_from(config)
+    parsed = (
+        _parse(TenantPolicy, policy, "policy"),
+        _parse(Limits, limits, "limits"),
+        _parse(Prices, prices, "prices"),
+    )
+
+    async def go() -> TenantRecord:
+        async with database(settings) as engine:
+            return await TenantStore(session_factory(engine)).update(
+                name, policy=parsed[0], limits=parsed[1], prices=parsed[2], disabled=disable
+            )
+
+    typer.echo(json.dumps(run(go()).public(), indent=2))
+
+
+@tenants_app.command("list")
+def tenants_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List tenants."""
+    settings = settings_from(config)
+
+    async def go() -> list[TenantRecord]:
+        async with database(settings) as engine:
+            return await TenantStore(session_factory(engine)).list_tenants()
+
+    tenants = run(go())
+    if as_json:
+        typer.echo(json.dumps([t.public() for t in tenants], indent=2))
+        return
+    table = Table("name", "id", "off-prem", "allowed devices", "allowed models", "disabled")
+    for t in tenants:
+        p = t.policy
+        table.add_row(
+            t.name,
+            t.id,
+            "yes" if p.allow_off_prem else "no",
+            ", ".join(sorted(p.allowed_devices)) if p.allowed_devices is not None else "any",
+            ", ".join(sorted(p.allowed_models)) if p.allowed_models is not None else "any",
+            "yes" if t.disabled else "",
+        )
+    console.print(table)
+
+
+@tenants_app.command("show")
+def tenants_show(name: str, config: ConfigOption = None) -> None:
+    """Show a tenant's policy, limits and prices (JSON)."""
+    settings = settings_from(config)
+
+    async def go() -> TenantRecord:
+        async with database(settings) as engine:
+            return await TenantStore(session_factory(engine)).get(name)
+
+    typer.echo(json.dumps(run(go()).public(), indent=2))
+
+
+def _expiry(text: str | None) -> datetime | None:
+    """`30d`, `12h`, `90m` or an ISO date/time."""
+    if text is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[:-1].isdigit() and text[-1] in units:
+        return datetime.now(UTC) + timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--expires: use 30d, 12h, 90m or an ISO date, not {text!r}")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant the key belongs to.")],
+    role: Annotated[
+        str, typer.Option("--role", help="admin, operator, member or auditor.")
+    ] = "member",
+    name: Annotated[str, typer.Option("--name", help="A label for people.")] = "",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="30d, 12h, 90m or an ISO date.")
+    ] = None,
+    limits: LimitsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key and print it once."""
+    settings = settings_from(config)
+    if role not in {r.value for r in KEY_ROLES}:
+        fail(f"--role must be one of {', '.join(r.value for r in KEY_ROLES)}")
+    when = _expiry(expires)
+    key_limits = _parse(Limits, limits, "limits")
+
+    async def go() -> tuple[KeyRecord, str]:
+        async with database(settings) as engine:
+            sessions = session_factory(engine)
+            record = await TenantStore(sessions).get(tenant)
+            return await KeyStore(sessions).create(
+                record, Role(role), name=name, expires_at=when, limits=key_limits
+            )
+
+    record, key = run(go())
+    show_new_key(key, record, tenant)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's keys.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List keys (ids and roles; never the keys themselves)."""
+    settings = settings_from(config)
+
+    async def go() -> tuple[list[KeyRecord], dict[str, str]]:
+        async with database(settings) as engine:
+            sessions = session_factory(engine)
+            names = {t.id: t.name for t in await TenantStore(sessions).list_tenants()}
+            tenant_id = None
+            if tenant is not None:
+                tenant_id = (await TenantStore(sessions).get(tenant)).id
+            return await KeyStore(sessions).list_keys(tenant_id), names
+
+    records, names = run(go())
+    if as_json:
+        typer.echo(json.dumps([r.public(names.get(r.tenant_id)) for r in records], indent=2))
+        return
+    table = Table("id", "tenant", "role", "name", "created", "expires", "state")
+    now = datetime.now(UTC)
+    for r in records:
+        state = "revoked" if r.revoked_at else ("expired" if not r.usable(now) else "active")
+        table.add_row(
+            r.id,
+            names.get(r.tenant_id, "?"),
+            r.role.value,
+            r.name,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.expires_at.strftime("%Y-%m-%d %H:%M") if r.expires_at else "-",
+            state,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
+    """Revoke a key by id; servers refuse it within `auth_cache_s` seconds."""
+    settings = settings_from(config)
+
+    async def go() -> KeyRecord:
+        async with database(settings) as engine:
+            return await KeyStore(session_factory(engine)).revoke(key_id)
+
+    record = run(go())
+    console.print(f"revoked key {record.id}")
