@@ -45,6 +45,11 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
     """Serve one POST to an inference route whose body has been read."""
     rt: Runtime = scope["state"]["runtime"]
+    principal = principal_of(scope)
+    if not principal.can(Permission.INFERENCE):
+        forbidden = Forbidden(f"the {principal.role.value} role may not run inference")
+        await sparkplane_error_response(forbidden)(scope, receive, send)
+        return
     op, validator = _VALIDATORS[scope["path"]]
     try:
         request = validator.validate_json(body)
@@ -52,10 +57,7 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await validation_error_response(exc.errors())(scope, receive, send)
         return
     stream = op is not Operation.EMBEDDING and request.stream
-    principal = principal_of(scope)
     try:
-        if not principal.can(Permission.INFERENCE):
-            raise Forbidden(f"the {principal.role.value} role may not run inference")
         if not principal.may_use_model(request.model):
             # As if it did not exist: a tenant learns nothing of models it may not use.
             raise ModelNotFound(f"The model '{request.model}' does not exist", param="model")
