@@ -9,6 +9,8 @@ import sys
 
 import structlog
 
+from sparkplane.security.keys import redact
+
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Set up logging for the process (the CLI calls this once per command)."""
@@ -24,6 +26,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_keys,
     ]
     structlog.configure(
         processors=[
@@ -49,5 +52,17 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    # Migration chatter on every start helps nobody; warnings still show.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # Migration chatter on every start helps nobody; and database drivers log query
+    # parameters (device API keys among them) at debug level: never let them.
+    for name in ("alembic", "aiosqlite", "asyncpg", "sqlalchemy", "multipart"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def _redact_keys(
+    _logger: object, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Mask anything shaped like a sparkplane key, wherever it slipped in."""
+    for name, value in event.items():
+        if isinstance(value, str) and "sp-" in value:
+            event[name] = redact(value)
+    return event
