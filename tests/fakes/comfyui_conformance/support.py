@@ -1,6 +1,7 @@
 """Replaying recorded exchanges against the fake and comparing the answers.
 
 What is normalised, precisely:
+- numbers compare with their type (1 and 1.0 differ, as they do on the wire).
 - `canon`: prompt ids are mapped to tokens by the order the scenario created them (the
   recorded ids of a scenario map to the same tokens), `number` values and the first
   element of queue/history items likewise; every "timestamp" becomes "<ts>".
@@ -65,7 +66,7 @@ async def assert_matches(
     assert response.headers.get("Content-Type") == expected["headers"].get("Content-Type")
     if "body" in expected:
         body = json.loads(raw)
-        assert fix(body) == fix(expected["body"])
+        assert typed(fix(body)) == typed(fix(expected["body"]))
         return body
     if "body_text" in expected:
         assert raw.decode() == expected["body_text"]
@@ -76,21 +77,32 @@ async def assert_matches(
 def canon(
     obj: Any, ids: dict[str, str], numbers: dict[Any, str] | None = None, key: str | None = None
 ) -> Any:
-    """Replace ids, numbers and timestamps by tokens (see module docstring)."""
+    """Replace ids, numbers and timestamps by tokens, tag other numbers with their type."""
     numbers = numbers or {}
     if isinstance(obj, dict):
         return {ids.get(k, k): canon(v, ids, numbers, k) for k, v in obj.items()}
     if isinstance(obj, list):
         items = [canon(v, ids, numbers) for v in obj]
         if len(obj) == 5 and isinstance(obj[1], str) and obj[1] in ids:
-            items[0] = numbers.get(obj[0], obj[0])
+            items[0] = numbers.get(obj[0], items[0])
         return items
     if key == "timestamp":
         return "<ts>"
-    if key == "number":
-        return numbers.get(obj, obj)
+    if key == "number" and isinstance(obj, int | float) and obj in numbers:
+        return numbers[obj]
     if isinstance(obj, str):
         return ids.get(obj, obj)
+    return typed(obj)
+
+
+def typed(obj: Any) -> Any:
+    """Numbers tagged with their JSON type, so that 1 != 1.0 in comparisons."""
+    if isinstance(obj, dict):
+        return {k: typed(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [typed(v) for v in obj]
+    if isinstance(obj, int | float) and not isinstance(obj, bool):
+        return (type(obj).__name__, obj)
     return obj
 
 
@@ -165,7 +177,7 @@ def image_summary(image: bytes) -> dict[str, Any]:
 def frame_shape(frame: dict[str, Any]) -> Any:
     """What must be equal between a recorded frame and the fake's."""
     if frame["frame"] == "text":
-        return ("text", frame["message"]["type"], skeleton(frame["message"]["data"]))
+        return ("text", frame["message"]["type"], typed(skeleton(frame["message"]["data"])))
     png = frame.get("image", {}).get("png", {})
     geometry = (png.get("width"), png.get("height"), png.get("color_type"))
     if frame["event_type"] == 1:
