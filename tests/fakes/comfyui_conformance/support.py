@@ -258,6 +258,10 @@ class WsRecorder:
         """Send a text message."""
         await self.ws.send_str(json.dumps(data))
 
+    async def wait_closed(self, within_s: float = 10.0) -> None:
+        """Wait until the server closes (or resets) the socket."""
+        await asyncio.wait_for(asyncio.shield(self._task), within_s)
+
     async def close(self) -> None:
         """Close the socket and stop reading."""
         await self.ws.close()
