@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import aiohttp
@@ -45,3 +46,21 @@ async def history(
     assert response.status == 200
     body: dict[str, Any] = await response.json()
     return body
+
+
+CHAIN = {
+    "1": {
+        "class_type": "EmptyImage",
+        "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0},
+    },
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+}
+
+
+def chain(**changes: Any) -> dict[str, Any]:
+    """CHAIN with node inputs replaced: chain(n1={"width": 0})."""
+    prompt = copy.deepcopy(CHAIN)
+    for key, inputs in changes.items():
+        prompt[key.removeprefix("n")]["inputs"].update(inputs)
+    return prompt

@@ -14,9 +14,8 @@ import pytest
 
 from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI, Fault, txt2img_prompt, with_models
 from tests.fakes.comfyui.images import decode_png
-from tests.fakes.comfyui_conformance.flow import connect, history, post_prompt, run
+from tests.fakes.comfyui_conformance.flow import chain, connect, history, post_prompt, run
 from tests.fakes.comfyui_conformance.support import done, text
-from tests.fakes.comfyui_conformance.test_validation import chain
 
 CLIENT = "c0ffee00-0000-4000-8000-000000000001"
 LONG = {
@@ -175,6 +174,20 @@ async def test_gc_pause_delays_the_first_prompt_only(comfy_fake_factory: Any, se
     second = await timed_run(session, fake, chain(n1={"color": 9}))
     assert first >= 0.4
     assert second < 0.3
+
+
+async def test_recorded_first_prompt_delay_can_be_reproduced(
+    fx: Any, comfy_fake_factory: Any, session: Any
+) -> None:
+    latency = fx("latency")["run_1"]
+    pause = latency["first_prompt_after_server_start"]["done_ms"] / 1000
+    typical = latency["uncached_64x64"]["post_to_executing_null"]["median_ms"] / 1000
+    fake = await comfy_fake_factory(FakeComfyConfig(gc_pause_s=pause))
+    first = await timed_run(session, fake, chain())
+    later = sorted([await timed_run(session, fake, chain(n1={"color": c})) for c in (1, 2, 3)])
+    assert first >= pause
+    # Recorded: ~5 ms; the fake must stay in that order of magnitude, far below the pause.
+    assert later[1] < max(20 * typical, pause / 2)
 
 
 async def test_frame_latency_delays_frames(comfy_fake_factory: Any, session: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes.comfyui.config import FakeComfyConfig
+from tests.fakes.comfyui.config import FakeComfyConfig, Fault
 from tests.fakes.comfyui_conformance.flow import connect, history, post_prompt
 from tests.fakes.comfyui_conformance.support import WsRecorder, assert_frames, done, text
 
@@ -124,3 +124,29 @@ async def test_socket_without_client_id_gets_a_generated_sid(comfy_fake: Any, se
     assert len(sid) == 32
     assert int(sid, 16) >= 0
     await ws.close()
+
+
+async def test_interrupting_an_anonymous_prompt_tells_every_socket(
+    comfy_fake_factory: Any, session: Any
+) -> None:
+    fault = Fault("hang", node_class="ImageInvert", interruptible=True)
+    fake = await comfy_fake_factory(FakeComfyConfig(faults=[fault]))
+    observer = await connect(session, fake, "observer")
+    prompt = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1},
+        },
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    await post_prompt(session, fake, {"prompt": prompt})
+    await observer.wait_for(
+        lambda f: text("progress_state")(f) and "2" in f["message"]["data"]["nodes"]
+    )
+    await session.post(fake.url + "/interrupt")
+    end = await observer.wait_for(text("status", status=IDLE), start=1)
+    kinds = [f["message"]["type"] for f in observer.frames[: end + 1]]
+    assert "execution_interrupted" in kinds
+    assert "executing" not in kinds
+    await observer.close()
