@@ -105,7 +105,7 @@ def signatures(
         node = prompt.get(node_id)
         if not isinstance(node, dict) or node_id in seen:
             return ("missing", str(node_id))
-        parts = []
+        parts: list[tuple[str, Any]] = []
         for name in sorted(node.get("inputs", {})):
             value = node["inputs"][name]
             if is_link(value):

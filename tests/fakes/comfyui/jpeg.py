@@ -96,7 +96,8 @@ def _codes(spec: tuple[list[int], list[int]]) -> dict[int, tuple[int, int]]:
 def _scaled_table(base: list[int], quality: int) -> np.ndarray:
     quality = min(max(quality, 1), 100)
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return np.clip((np.array(base) * scale + 50) // 100, 1, 255).astype(np.int64)
+    table: np.ndarray = np.clip((np.array(base) * scale + 50) // 100, 1, 255).astype(np.int64)
+    return table
 
 
 class _BitWriter:

@@ -58,23 +58,23 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
             number: float = float(body["number"])
         else:
             number = state.number
-            if body.get("front"):
+            if "front" in body and body["front"]:  # noqa: RUF019 - the body may not be a dict
                 number = -number
             state.number += 1
         if "prompt" not in body:
-            error = {
+            missing = {
                 "type": "no_prompt",
                 "message": "No prompt provided",
                 "details": "No prompt provided",
                 "extra_info": {},
             }
-            return web.json_response({"error": error, "node_errors": {}}, status=400)
+            return web.json_response({"error": missing, "node_errors": {}}, status=400)
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
         valid, error, outputs, node_errors = validate_prompt(
             prompt, state.catalog, body.get("partial_execution_targets")
         )
-        extra_data = body.get("extra_data", {})
+        extra_data = body["extra_data"] if "extra_data" in body else {}  # noqa: SIM401
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
         if not valid:
@@ -92,7 +92,7 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
 
     async def post_queue(request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        if body.get("clear"):
+        if "clear" in body and body["clear"]:  # noqa: RUF019 - the body may not be a dict
             queue.wipe_queue()
         if "delete" in body:
             for prompt_id in body["delete"]:
@@ -129,7 +129,7 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
 
     async def post_history(request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        if body.get("clear"):
+        if "clear" in body and body["clear"]:  # noqa: RUF019 - the body may not be a dict
             queue.wipe_history()
         if "delete" in body:
             for prompt_id in body["delete"]:

@@ -48,9 +48,9 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
         kind = "input" if kind is None else str(kind)
         if state.folders.by_type(kind) is None:
             raise ValueError(f"unknown upload type {kind!r}")  # UnboundLocalError in ComfyUI
-        if not image or not hasattr(image, "file"):
-            if image:
-                raise AttributeError("'str' object has no attribute 'file'")
+        if not isinstance(image, web.FileField):
+            if image:  # a plain text field: ComfyUI fails on image.file (500)
+                raise AttributeError(f"{type(image).__name__!r} object has no attribute 'file'")
             return web.Response(status=400)
         if not image.filename:
             return web.Response(status=400)

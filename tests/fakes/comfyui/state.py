@@ -8,7 +8,7 @@ sockets and the prompt counter start empty; the folders (and files in them) pers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +103,7 @@ class FaultBook:
 class Controls:
     """Ways a fault reaches the server around the worker."""
 
-    kill: Callable[[], Awaitable[None]]
+    kill: Callable[[], Coroutine[Any, Any, None]]
     freeze: Callable[[], None]
     http_error: Callable[[int], Awaitable[None]]
 
