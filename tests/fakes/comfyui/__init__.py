@@ -2,13 +2,24 @@
 
 Usage::
 
-    from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI, Fault
+    from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI, Fault, with_models
 
-    async with FakeComfyUI(FakeComfyConfig(speed=2.0)) as fake:
+    config = with_models(FakeComfyConfig(speed=2.0), checkpoints=["sdxl.safetensors"])
+    config.faults.append(Fault("error", node_class="KSampler", message="CUDA error"))
+    async with FakeComfyUI(config) as fake:
         ...  # talk to fake.url / fake.ws_url(client_id) like to a ComfyUI server
-        fake.stats.jobs_executed
+        fake.stats.prompt_bodies, fake.stats.jobs, fake.stats.uploads
+        await fake.kill()      # connections reset, port closed
+        await fake.restart()   # same port, empty queue/history/caches, files kept
+        fake.inject(Fault("hang", node_class="SaveImage"))
 
-Standalone: ``python -m tests.fakes.comfyui --port 8188``.
+Config knobs (config.py): nodes (NodeSpec per class; recorded ones by default,
+synthetic.py adds CheckpointLoaderSimple/KSampler/LoraLoader/... with given model files),
+speed, node_seconds, step_seconds, faults, frame_latency_s, gc_pause_s, gc_interval_s,
+system_stats, base_dir, host, port. Fixtures for pytest: pytest_plugin.py. Recorded
+fixtures loader: recorded.py.
+
+Standalone: ``python -m tests.fakes.comfyui --port 8188 [--checkpoint x.safetensors]``.
 
 What it reproduces (checked against /work/shared/fixtures/comfyui by
 tests/integration/test_comfyui_fake.py):

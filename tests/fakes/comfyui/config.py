@@ -196,8 +196,8 @@ class FakeComfyConfig:
 
     def with_nodes(self, *specs: NodeSpec) -> FakeComfyConfig:
         """A copy of this config with extra (or replaced) node classes."""
-        clone = copy.copy(self)
-        clone.nodes = {**self.nodes, **{spec.name: spec for spec in specs}}
+        clone = copy.deepcopy(self)
+        clone.nodes.update({spec.name: spec for spec in specs})
         return clone
 
     def node_time(self, spec: NodeSpec) -> float:

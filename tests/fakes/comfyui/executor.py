@@ -23,6 +23,7 @@ from tests.fakes.comfyui.images import Frame
 from tests.fakes.comfyui.nodes import RUNNERS, NodeCall, NodeError, Preview, is_changed
 from tests.fakes.comfyui.progress import ProgressRegistry
 from tests.fakes.comfyui.state import JobRecord, State
+from tests.fakes.comfyui.validation import full_type_name
 
 OOM_TIPS = (
     "This error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked "
@@ -180,6 +181,9 @@ class PromptRun:
             return _Failure(node_id, None, {})
         except NodeError as exc:
             return _Failure(node_id, exc, formatted)
+        except Exception as exc:  # any exception in a node is an execution_error in ComfyUI
+            frames = tracebacks.node_failure(state.catalog.root, spec.behavior)
+            return _Failure(node_id, NodeError(full_type_name(exc), str(exc), frames), formatted)
         if result.ui:
             entry = {
                 "meta": {

@@ -18,6 +18,7 @@ from tests.fakes.comfyui.config import FakeComfyConfig, Fault
 from tests.fakes.comfyui.files import Folders
 from tests.fakes.comfyui.hub import Hub
 from tests.fakes.comfyui.images import Frame
+from tests.fakes.comfyui.nodes import RUNNERS
 from tests.fakes.comfyui.queue import PromptQueue
 from tests.fakes.comfyui.routes import route_table, server_features
 from tests.fakes.comfyui.state import Controls, FakeStats, FaultBook, State
@@ -64,6 +65,9 @@ class FakeComfyUI:
 
     def __init__(self, config: FakeComfyConfig | None = None) -> None:
         self.config = config or FakeComfyConfig()
+        unknown = {s.behavior for s in self.config.nodes.values()} - set(RUNNERS)
+        if unknown:
+            raise ValueError(f"unknown node behaviours {sorted(unknown)}; known: {sorted(RUNNERS)}")
         self.stats = FakeStats()
         self.port = self.config.port
         self.state: State | None = None
