@@ -124,11 +124,12 @@ async def test_front_makes_the_number_negative(fx: Any, comfy_fake: Any, session
 async def test_every_post_counts_toward_number_even_invalid_ones(
     fx: Any, comfy_fake: Any, session: Any
 ) -> None:
-    await session.post(
-        comfy_fake.url + "/prompt", json=fx("prompt_error_missing_input")["request"]["body"]
-    )
+    invalid = fx("prompt_error_missing_input")["request"]["body"]
+    await session.post(comfy_fake.url + "/prompt", json=invalid)
     answer = await post_prompt(session, comfy_fake, fx("prompt_post_ok")["request"]["body"])
     assert answer["number"] == 1
+    assert comfy_fake.stats.prompt_bodies[0] == invalid
+    assert comfy_fake.stats.accepted == [answer["prompt_id"]]
 
 
 async def test_partial_errors_run_only_the_valid_branch(

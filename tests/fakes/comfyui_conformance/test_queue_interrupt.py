@@ -8,10 +8,10 @@ from tests.fakes.comfyui.config import FakeComfyConfig
 from tests.fakes.comfyui_conformance.flow import connect, history, post_prompt
 from tests.fakes.comfyui_conformance.support import assert_frames, assert_matches, canon, done, text
 
-# SaveImageWebsocket works 0.6 s before its first progress step, which is when the
+# SaveImageWebsocket works 1 s before its first progress step, which is when the
 # recording queued, deleted and cleared the other prompts.
 TIMING = FakeComfyConfig(
-    node_seconds={"EmptyImage": 0.05, "SaveImageWebsocket": 0.6},
+    node_seconds={"EmptyImage": 0.05, "SaveImageWebsocket": 1.0},
     step_seconds={"SaveImageWebsocket": 0.004},
 )
 
