@@ -63,7 +63,7 @@ class Folders:
     def input_images(self) -> list[str]:
         """LoadImage's combo: sorted top-level files of input/ with an image mimetype."""
         names = [p.name for p in self.input.iterdir() if p.is_file()]
-        return sorted(n for n in names if (mimetypes.guess_type(n)[0] or "").startswith("image/"))
+        return sorted(n for n in names if content_type(n).startswith("image/"))
 
     def save_target(
         self, prefix: str, folder: Path, width: int, height: int
@@ -124,6 +124,13 @@ class Folders:
                 i += 1
         path.write_bytes(data)
         return UploadResult(filename, subfolder, kind, written=True)
+
+
+def content_type(name: str) -> str:
+    """Mimetype from the extension (ComfyUI registers .webp, older Pythons lack it)."""
+    if name.lower().endswith(".webp"):
+        return "image/webp"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _sha256(data: bytes) -> str:

@@ -10,7 +10,6 @@ encoder; `preview=webp` needs Pillow (without it the fake answers 500).
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from tests.fakes.comfyui import files
 from tests.fakes.comfyui.images import encode_png, load_frame
 from tests.fakes.comfyui.jpeg import encode_jpeg
 from tests.fakes.comfyui.state import State, Upload
@@ -80,7 +80,7 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
         channel = query.get("channel", "rgba")
         if channel in ("rgb", "a"):
             return _channel(found, channel, disposition)
-        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        content_type = files.content_type(filename)
         if content_type in FORCED_DOWNLOAD:
             content_type = "application/octet-stream"
         return web.FileResponse(found, headers={**disposition, "Content-Type": content_type})

@@ -130,8 +130,11 @@ class FakeComfyUI:
             middlewares=[self._control_middleware(state), _origin_middleware],
         )
         for method, path, handler in route_table(state):
-            app.router.add_route(method, "/api" + path, handler)
-            app.router.add_route(method, path, handler)
+            for prefix in ("/api", ""):
+                if method == "GET":  # RouteTableDef.get: HEAD is allowed too
+                    app.router.add_get(prefix + path, handler)
+                else:
+                    app.router.add_route(method, prefix + path, handler)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=0.5
         )

@@ -97,3 +97,9 @@ async def test_origin_check_applies_to_every_route(comfy_fake: Any, session: Any
     proxied = {"Host": "comfy.example.org", "Origin": "http://evil.example"}
     response = await session.get(comfy_fake.url + "/queue", headers=proxied)
     assert response.status == 200
+
+
+async def test_get_routes_also_answer_head(comfy_fake: Any, session: Any) -> None:
+    response = await session.head(comfy_fake.url + "/system_stats")
+    assert response.status == 200
+    assert (await session.head(comfy_fake.url + "/api/queue")).status == 200
