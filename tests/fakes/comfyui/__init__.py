@@ -21,8 +21,8 @@ fixtures loader: recorded.py.
 
 Standalone: ``python -m tests.fakes.comfyui --port 8188 [--checkpoint x.safetensors]``.
 
-What it reproduces (checked against /work/shared/fixtures/comfyui by
-tests/integration/test_comfyui_fake.py):
+What it reproduces (checked against the recordings in shared/fixtures/comfyui by
+tests/fakes/comfyui_conformance/):
 
 - Every recorded route, also under /api: /system_stats, /features, /object_info[/{class}]
   (unknown class: 200 {}), GET/POST /prompt, GET/POST /queue, POST /interrupt, POST /free,
@@ -76,6 +76,15 @@ What it does not reproduce:
   except /models, /models/{folder} and /embeddings, which are shaped from ComfyUI's
   source, not recordings. No frontend is served.
 - The Origin check resolves only IP literals and "localhost" names (no DNS lookup).
+- GC model: frames already delivered before the pause starts (often the `status` queued
+  by the POST itself) leave on time; on the recorded first prompt even that one was late.
+  A frozen fake still answers websocket pings (aiohttp's autoping).
+
+Behaviour taken from ComfyUI's source rather than from recordings (kept because a
+client can meet it): closing an older duplicate socket unregisters the clientId for the
+newer one too; deleting the last pending prompt broadcasts `status` twice; an
+interrupted prompt without client_id tells every socket; /free acts when the worker is
+next free; gpu_system_stats() and the synthetic node classes are shaped, not recorded.
 """
 
 from tests.fakes.comfyui.config import FakeComfyConfig, Fault, NodeSpec, gpu_system_stats
