@@ -54,6 +54,7 @@ class DevicePlan:
 
     device: str
     device_name: str
+    engine: str
     engine_supported: bool
     fits: bool
     usable_bytes: int
@@ -89,6 +90,7 @@ class Plan:
 class _Request:
     quant: Quant | None
     engine: str
+    engine_explicit: bool
     context: int
     sequences: int
     kv_dtype: str
@@ -124,6 +126,7 @@ def _request(spec: ModelSpec, **kw: Any) -> _Request:
     return _Request(
         quant=quant,
         engine=engine,
+        engine_explicit=bool(kw.get("engine")),
         context=_check("context", int(ctx), 1, 10_000_000),
         sequences=_check("sequences", int(kw.get("sequences") or 1), 1, 65_536),
         kv_dtype=parse_kv_dtype(kw.get("kv_dtype")),
@@ -158,9 +161,18 @@ def _notes(spec: ModelSpec, device: DeviceProfile, engine: str, mem: MemoryBreak
     return notes
 
 
-def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request) -> DevicePlan:
+def device_engine(device: DeviceProfile, r: _Request) -> str:
+    """The engine planned on ``device``: the requested one, or the device's first
+    engine when none was requested and the default does not run there."""
+    if r.engine_explicit or r.engine in device.engines or not device.engines:
+        return r.engine
+    return device.engines[0]
+
+
+def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request, engine: str) -> DevicePlan:
     kind = spec.kind
-    engine = DIFFUSION_ENGINE if kind is ModelKind.DIFFUSION else r.engine
+    r = dataclasses.replace(r, engine=engine)
+    engine = DIFFUSION_ENGINE if kind is ModelKind.DIFFUSION else engine
     eff = efficiency("*" if engine == DIFFUSION_ENGINE else engine, device.kind)
     pre = dec = None
     diff: DiffusionSpeed | None = None
@@ -191,6 +203,7 @@ def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request) -> DeviceP
     return DevicePlan(
         device=device.id,
         device_name=device.name,
+        engine=engine,
         engine_supported=supported,
         fits=fits,
         usable_bytes=device.usable_bytes,
@@ -285,9 +298,20 @@ def plan(
     )
     if r.train and spec.kind is not ModelKind.LLM:
         raise InvalidRequestError("training plans need a language model", param="train")
-    model = spec if spec.kind is ModelKind.DIFFUSION else prepare(spec, r.quant, r.engine)
+    prepared: dict[str, ModelSpec] = {}
+
+    def model_for(engine: str) -> ModelSpec:
+        if engine not in prepared:
+            diffusion = spec.kind is ModelKind.DIFFUSION
+            prepared[engine] = spec if diffusion else prepare(spec, r.quant, engine)
+        return prepared[engine]
+
+    model = model_for(r.engine)
     selected = _select(profiles, devices)
-    plans = tuple(_device_plan(model, d, r) for d in selected)
+    plans = []
+    for d in selected:
+        engine = device_engine(d, r)
+        plans.append(_device_plan(model_for(engine), d, r, engine))
     groups: tuple[GroupFit, ...] = ()
     if together:
         groups = tuple(_together(model, plans, list(together), d, r) for d in selected)
@@ -306,7 +330,7 @@ def plan(
         kv_dtype=r.kv_dtype,
         image=image,
         training=r.train,
-        devices=plans,
+        devices=tuple(plans),
         together=groups,
     )
 
@@ -325,7 +349,7 @@ def _load(spec: ModelSpec, r: _Request) -> Load:
 
 def _together(
     model: ModelSpec,
-    plans: tuple[DevicePlan, ...],
+    plans: list[DevicePlan],
     others: list[ModelSpec],
     device: DeviceProfile,
     r: _Request,

@@ -23,9 +23,14 @@ ASSUMED_VOCAB = 128256
 ASSUMED_EXPERTS = 128
 
 
+def is_path_syntax(ref: str) -> bool:
+    """True when ``ref`` is written like a path (no file system access)."""
+    return ref.lower().endswith(".gguf") or ref.startswith((".", "/", "~")) or "\\" in ref
+
+
 def looks_like_path(ref: str) -> bool:
     """True when ``ref`` names a file or folder rather than a catalog model."""
-    return ref.endswith(".gguf") or ref.startswith((".", "/", "~")) or Path(ref).exists()
+    return is_path_syntax(ref) or Path(ref).exists()
 
 
 def load_model(ref: str, *, allow_paths: bool = True) -> ModelSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .precision import FORMATS
 from .tensors import EXPERT_ROLES, Role, Tensor
 
 
@@ -137,7 +138,9 @@ class ModelSpec:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of all weights as stored."""
+        """Bytes of all weights as stored (diffusion: every component at its dtype)."""
+        if self.components:
+            return sum(FORMATS[c.dtype].nbytes((c.params,)) for c in self.components)
         return sum(t.nbytes for t in self.tensors)
 
     @property
