@@ -115,27 +115,37 @@ def default_engine(spec: ModelSpec, quant: Quant | None) -> str:
     return "vllm"
 
 
+def _opt(kw: dict[str, Any], key: str, default: int) -> int:
+    value = kw.get(key)
+    return default if value is None else int(value)
+
+
 def _request(spec: ModelSpec, **kw: Any) -> _Request:
     quant = parse_quant(kw["quant"]) if kw.get("quant") else None
     engine = parse_engine(kw["engine"]) if kw.get("engine") else default_engine(spec, quant)
     a = spec.arch
     limit = a.max_context if a else DEFAULT_CONTEXT
-    ctx = kw.get("context") or min(limit, DEFAULT_CONTEXT if not (a and a.encoder) else 512)
+    if a and a.encoder:
+        default_ctx = min(limit, 512)
+    elif kw.get("train"):
+        default_ctx = 2048
+    else:
+        default_ctx = min(limit, DEFAULT_CONTEXT)
     d = spec.diffusion
     res = d.default_resolution if d else 1024
     return _Request(
         quant=quant,
         engine=engine,
         engine_explicit=bool(kw.get("engine")),
-        context=_check("context", int(ctx), 1, 10_000_000),
-        sequences=_check("sequences", int(kw.get("sequences") or 1), 1, 65_536),
+        context=_check("context", _opt(kw, "context", default_ctx), 1, 10_000_000),
+        sequences=_check("sequences", _opt(kw, "sequences", 1), 1, 65_536),
         kv_dtype=parse_kv_dtype(kw.get("kv_dtype")),
         train=parse_method(kw["train"]) if kw.get("train") else None,
-        lora_rank=_check("lora_rank", int(kw.get("lora_rank") or 16), 1, 4096),
-        width=_check("width", int(kw.get("width") or res), 64, 8192),
-        height=_check("height", int(kw.get("height") or res), 64, 8192),
-        batch=_check("batch", int(kw.get("batch") or 1), 1, 256),
-        steps=_check("steps", int(kw.get("steps") or (d.default_steps if d else 30)), 1, 1000),
+        lora_rank=_check("lora_rank", _opt(kw, "lora_rank", 16), 1, 4096),
+        width=_check("width", _opt(kw, "width", res), 64, 8192),
+        height=_check("height", _opt(kw, "height", res), 64, 8192),
+        batch=_check("batch", _opt(kw, "batch", 1), 1, 256),
+        steps=_check("steps", _opt(kw, "steps", d.default_steps if d else 30), 1, 1000),
     )
 
 

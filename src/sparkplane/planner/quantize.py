@@ -233,6 +233,9 @@ def quantize_spec(spec: ModelSpec, quant: Quant, engine: str | None = None) -> M
             is_70b=bool(a and a.layers == 80),
         )
         new = [_gguf_tensor(mix, t) for t in tensors]
+    elif quant.base.name in _SIXTEEN:
+        # A plain dtype, not a quantization: every tensor is stored in it.
+        new = [t.with_format(quant.base) for t in tensors]
     else:
         roles = LINEAR_ROLES
         if quant.name == spec.native_quant and spec.native_roles:

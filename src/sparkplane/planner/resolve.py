@@ -20,7 +20,6 @@ from .layout import generate_tensors
 from .specs import Architecture, ModelKind, ModelSpec
 
 ASSUMED_VOCAB = 128256
-ASSUMED_EXPERTS = 128
 
 
 def is_path_syntax(ref: str) -> bool:
@@ -117,10 +116,12 @@ def spec_from_numbers(
     experts = experts_active = moe_inter = 0
     if moe:
         expert_total = max(total - fixed, 1.0)
-        share = min(max((active - attn - head) / expert_total, 1 / ASSUMED_EXPERTS), 1.0)
-        experts = ASSUMED_EXPERTS
-        experts_active = max(1, round(share * experts))
-        moe_inter = _round256(expert_total / (layers * 3 * hidden * experts))
+        share = min(max((active - attn - head) / expert_total, 0.0), 1.0)
+        # About 128 experts with widths in whole quantization blocks; the expert
+        # count then absorbs the rounding, so the total stays exact to <1%.
+        moe_inter = _round256(expert_total / (layers * 3 * hidden * 128))
+        experts = max(2, round(expert_total / (layers * 3 * hidden * moe_inter)))
+        experts_active = min(max(1, round(share * experts)), experts)
         intermediate = moe_inter
         assumed.append(f"{experts_active} of {experts} experts active")
     else:
