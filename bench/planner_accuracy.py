@@ -199,7 +199,8 @@ def fit(rows: list[Row]) -> dict[Key, tuple[Efficiency, int]]:
             compute[k] = statistics.median(found)
     out: dict[Key, tuple[Efficiency, int]] = {}
     for k, (e_bw, o) in bw.items():
-        c = next(compute[j] for j in [k, *_keys(groups[k][0])] if j in compute)
+        chain = [k, (k[0], "*"), ("*", k[1]), ("*", "*")]
+        c = next(compute[j] for j in chain if j in compute)
         eff = Efficiency(round(e_bw, 4), round(o * 1e6, 2), round(c, 4), "")
         out[k] = (eff, len(decode_rows[k]))
     return out
