@@ -221,4 +221,9 @@ def read_gguf_header(path: str | os.PathLike[str]) -> GGUFHeader:
                 "(incomplete download?)"
             )
         tensors.append(GGUFTensor(name, shape, fmt_, offset, nbytes))
+    end = 0
+    for t in sorted(tensors, key=lambda t: t.offset):
+        if t.offset < end:
+            raise SpecError(f"GGUF corrupt: tensor {t.name!r} overlaps the tensor before it")
+        end = t.offset + t.nbytes
     return GGUFHeader(version, metadata, tuple(tensors), alignment, data_offset, size)

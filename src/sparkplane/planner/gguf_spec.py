@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 
 from .errors import SpecError
 from .gguf_reader import GGUFHeader, SkippedArray, Value, read_gguf_header
-from .specs import Architecture, ModelKind, ModelSpec
+from .specs import Architecture, ModelKind, ModelSpec, architecture_problem
 from .tensors import Role, Tensor, is_bias_name, layer_of, role_of
 
 # llama.cpp's llama_ftype numbers (general.file_type) and their names.
@@ -57,12 +58,12 @@ _ENCODERS = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-
 def _int(md: dict[str, Value | SkippedArray], key: str, default: int = 0) -> int:
     v = md.get(key)
     if isinstance(v, list):
-        nums = [int(x) for x in v if isinstance(x, int | float)]
+        nums = [int(x) for x in v if isinstance(x, int | float) and math.isfinite(x)]
         return max(nums) if nums else default
     if isinstance(v, bool) or not isinstance(v, int | float):
         return default
-    if v < 0:
-        raise SpecError(f"GGUF metadata {key} is negative ({v})")
+    if not math.isfinite(v) or v < 0 or v > 1 << 40:
+        raise SpecError(f"GGUF metadata {key} is out of range ({v})")
     return int(v)
 
 
@@ -163,6 +164,9 @@ def spec_from_gguf(path: str | os.PathLike[str]) -> ModelSpec:
     if not tensors:
         raise SpecError(f"{p.name} has no tensors (a vocabulary-only or split-index GGUF?)")
     arch = _architecture(header, tensors)
+    problem = architecture_problem(arch) if arch else None
+    if problem:
+        raise SpecError(f"{p.name}: GGUF metadata is inconsistent: {problem}")
     name = header.metadata.get("general.name")
     ftype = header.metadata.get("general.file_type")
     label = FILE_TYPES.get(ftype, "GGUF") if isinstance(ftype, int) else "GGUF"

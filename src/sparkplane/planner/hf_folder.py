@@ -18,7 +18,7 @@ from typing import Any
 from .errors import SpecError
 from .precision import FORMATS, SAFETENSORS_DTYPES, Format
 from .safetensors_reader import SafetensorsEntry, read_safetensors_header
-from .specs import Architecture, ModelKind, ModelSpec
+from .specs import Architecture, ModelKind, ModelSpec, architecture_problem
 from .tensors import EXPERT_ROLES, Role, Tensor, is_bias_name, layer_of, role_of
 
 MAX_CONFIG = 10 * 1024 * 1024
@@ -212,6 +212,9 @@ def spec_from_hf_folder(path: str | os.PathLike[str]) -> ModelSpec:
         raise SpecError(f"{folder.name}: the safetensors files hold no tensors")
     tied = not any(t.role is Role.OUTPUT for t in tensors)
     arch = architecture_from_config(cfg, tied)
+    problem = architecture_problem(arch)
+    if problem:
+        raise SpecError(f"{folder.name}: config.json is inconsistent: {problem}")
     native = {"mxfp4": "mxfp4", "nvfp4": "nvfp4", "fp8": "fp8", "awq": "int4", "gptq": "int4"}
     native_quant = native.get(method)
     native_roles: tuple[Role, ...] = ()

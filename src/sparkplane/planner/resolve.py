@@ -89,9 +89,10 @@ def spec_from_numbers(
     if not (math.isfinite(active_b) and 0 < active_b <= params_b):
         msg = "active_params_b must be positive and at most params_b"
         raise InvalidRequestError(msg, param="active_params_b")
-    for label, v in (("layers", layers), ("kv_heads", kv_heads), ("head_dim", head_dim)):
-        if v is not None and not 1 <= v <= 100_000:
-            raise InvalidRequestError(f"{label} must be between 1 and 100000", param=label)
+    limits = (("layers", layers, 10_000), ("kv_heads", kv_heads, 65_536))
+    for label, v, top in (*limits, ("head_dim", head_dim, 65_536)):
+        if v is not None and not 1 <= v <= top:
+            raise InvalidRequestError(f"{label} must be between 1 and {top}", param=label)
     assumed = [f"vocabulary {ASSUMED_VOCAB}"]
     if layers is None:
         layers = _guess_layers(active_b)

@@ -54,6 +54,7 @@ class SafetensorsEntry:
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _entry(name: str, raw: Any, data_size: int, where: str) -> SafetensorsEntry:
         raise SpecError(
             f"{where}: tensor {name!r} is {end - begin} bytes but {dtype}{shape} needs {bits / 8:g}"
         )
-    return SafetensorsEntry(name, dtype, tuple(shape), end - begin)
+    return SafetensorsEntry(name, dtype, tuple(shape), end - begin, begin)
 
 
 def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
@@ -133,4 +134,9 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     metadata = {str(k): str(v) for k, v in meta_raw.items()}
     data_size = size - 8 - n
     entries = tuple(_entry(str(k), v, data_size, where) for k, v in doc.items())
+    end = 0
+    for e in sorted(entries, key=lambda e: (e.offset, e.nbytes)):
+        if e.offset < end:
+            raise SpecError(f"{where}: tensor {e.name!r} overlaps the tensor before it")
+        end = e.offset + e.nbytes
     return SafetensorsHeader(entries, metadata, n, size)

@@ -81,6 +81,46 @@ class Architecture:
         return self.intermediate
 
 
+# Generous upper bounds for architecture numbers: anything beyond is a corrupt file,
+# and would otherwise make loops over layers or contexts run for ever.
+_LIMITS = {
+    "layers": 10_000,
+    "hidden": 1 << 20,
+    "heads": 1 << 16,
+    "kv_heads": 1 << 16,
+    "head_dim": 1 << 16,
+    "intermediate": 1 << 24,
+    "vocab": 1 << 24,
+    "max_context": 1 << 28,
+    "experts": 1 << 16,
+    "experts_active": 1 << 16,
+    "moe_intermediate": 1 << 24,
+    "shared_experts": 1 << 16,
+    "dense_layers": 10_000,
+    "q_lora_rank": 1 << 20,
+    "kv_lora_rank": 1 << 20,
+    "qk_nope_head_dim": 1 << 16,
+    "qk_rope_head_dim": 1 << 16,
+    "v_head_dim": 1 << 16,
+    "sliding_window": 1 << 28,
+    "sliding_pattern": 10_000,
+    "max_positions": 1 << 28,
+}
+
+
+def architecture_problem(a: Architecture) -> str | None:
+    """Why ``a`` cannot be a real model's architecture, or None if it can."""
+    for name, limit in _LIMITS.items():
+        value = getattr(a, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+            return f"{name} = {value!r} is out of range"
+    if a.layers < 1 or a.hidden < 1 or a.heads < 1:
+        return "layers, hidden size and heads must be positive"
+    if a.experts_active > max(a.experts, 0):
+        return "more active experts than experts"
+    return None
+
+
 @dataclass(frozen=True)
 class DiffusionComponent:
     """One part of a diffusion pipeline: denoiser, text encoder or VAE."""

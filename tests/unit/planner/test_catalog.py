@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sparkplane.planner import ModelKind, UnknownModelError, active_params, load_catalog
+from sparkplane.planner.specs import architecture_problem
 from sparkplane.planner.tensors import Role
 
 CATALOG = load_catalog()
@@ -43,6 +44,7 @@ def test_at_least_thirty_models_covering_the_families() -> None:
 
 @pytest.mark.parametrize("entry", LLMS, ids=lambda e: e.name)
 def test_layout_adds_up_to_the_published_parameter_count(entry) -> None:  # type: ignore[no-untyped-def]
+    assert architecture_problem(entry.arch) is None
     spec = entry.spec()
     assert entry.published_params_b is not None
     assert spec.params_total / 1e9 == pytest.approx(entry.published_params_b, rel=0.01)

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparkplane.planner import SpecError, read_gguf_header, spec_from_gguf
+from sparkplane.planner import PlannerError, SpecError, plan, read_gguf_header, spec_from_gguf
 from sparkplane.planner.tensors import Role
 
 Factory = Callable[..., tuple[Path, dict[str, Any]]]
@@ -126,18 +127,41 @@ def test_unsupported_version(tmp_path: Path) -> None:
         read_gguf_header(path)
 
 
+def test_absurd_metadata_is_rejected(tmp_path: Path) -> None:
+    from gguf import GGUFWriter
+
+    w = GGUFWriter(tmp_path / "a.gguf", "llama")
+    w.add_block_count(2**31)
+    w.add_embedding_length(256)
+    w.add_head_count(4)
+    w.add_tensor("output_norm.weight", np.zeros((256,), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(SpecError, match="out of range"):
+        spec_from_gguf(tmp_path / "a.gguf")
+
+
 def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError):
         read_gguf_header(tmp_path / "absent.gguf")
 
 
+class _Blob(bytes):
+    """File contents with a short repr (Hypothesis prints its arguments on failure)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes>"
+
+
 @pytest.fixture(scope="module")
 def valid_gguf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from conftest import write_gguf
+    from planner_files import write_gguf
 
     path = tmp_path_factory.mktemp("g") / "v.gguf"
     write_gguf(path, layers=1, vocab=64)
-    return path.read_bytes()
+    return _Blob(path.read_bytes())
 
 
 _FUZZ = settings(
@@ -170,6 +194,9 @@ def test_fuzz_corrupted_byte_parses_or_raises_spec_error(
     except SpecError:
         return
     assert spec.weight_bytes <= len(data)
+    # Whatever the metadata now says, planning it ends (in an answer or a PlannerError).
+    with contextlib.suppress(PlannerError):
+        plan(spec, devices="rtx-4090")
 
 
 @_FUZZ

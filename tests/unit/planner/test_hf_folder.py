@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LLAMA_CONFIG, write_raw_safetensors
+from planner_files import LLAMA_CONFIG, write_raw_safetensors
 
 from sparkplane.planner import SpecError, spec_from_hf_folder
 from sparkplane.planner.quantize import describe_formats
