@@ -39,6 +39,7 @@ ROUTES: dict[tuple[str, str], tuple[Permission | None, object]] = {
     ("GET", "/api/keys"): (Permission.KEYS_MANAGE, None),
     ("POST", "/api/keys"): (Permission.KEYS_MANAGE, {"tenant": "nobody", "role": "member"}),
     ("DELETE", "/api/keys/{key_id}"): (Permission.KEYS_MANAGE, None),
+    ("GET", "/api/plan"): (Permission.PLAN, None),
 }
 IGNORED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import db, devices, models, security, serve
+from sparkplane.cli import db, devices, models, plan, security, serve
+from sparkplane.cli.common import settings_from
 from sparkplane.logs import configure
+from sparkplane.planner import DeviceProfile, profiles_with
 
 app = typer.Typer(
     name="sparkplane",
@@ -24,9 +26,15 @@ def _setup() -> None:
 
 serve.register(app)
 security.register(app)
+plan.register(app, profiles=plan_profiles)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+
+
+def plan_profiles() -> dict[str, DeviceProfile]:
+    """Built-in device profiles plus those in the settings (`[[device_profiles]]`)."""
+    return profiles_with(settings_from(None).device_profiles)
 
 
 def main() -> None:

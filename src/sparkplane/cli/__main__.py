@@ -1,0 +1,5 @@
+"""``python -m sparkplane.cli``."""
+
+from . import main
+
+main()
