@@ -24,17 +24,17 @@ def _setup() -> None:
     configure("warning", "console")
 
 
+def plan_profiles() -> dict[str, DeviceProfile]:
+    """Built-in device profiles plus those in the settings (`[[device_profiles]]`)."""
+    return profiles_with(settings_from(None).device_profiles)
+
+
 serve.register(app)
 security.register(app)
 plan.register(app, profiles=plan_profiles)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
-
-
-def plan_profiles() -> dict[str, DeviceProfile]:
-    """Built-in device profiles plus those in the settings (`[[device_profiles]]`)."""
-    return profiles_with(settings_from(None).device_profiles)
 
 
 def main() -> None:
