@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
+from sparkplane.api.auth import PRINCIPAL
 from sparkplane.api.plan import build_router
 from sparkplane.planner import profiles_with
+from sparkplane.security.principal import Principal
+from sparkplane.security.rbac import Role
 
 
 @pytest.fixture
@@ -17,6 +20,15 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     profiles = profiles_with([{"id": "lab-box", "memory_gib": 48, "bandwidth_gbs": 960}])
     app.include_router(build_router(profiles))
+
+    @app.middleware("http")
+    async def as_member(request: Request, call_next: Callable[[Request], Awaitable[Response]]):  # type: ignore[no-untyped-def]
+        # The gateway middleware authenticates in the real app; here a member calls.
+        request.scope[PRINCIPAL] = Principal(
+            key_id="k", tenant_id="t", tenant="t", role=Role.MEMBER
+        )
+        return await call_next(request)
+
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
