@@ -30,6 +30,7 @@ LUA = """
 wrk.method = "POST"
 wrk.body = '__BODY__'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer __KEY__"
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
@@ -117,18 +118,26 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
+            # The gateway runs as shipped, keys required: the load authenticates.
+            init = subprocess.run(
+                [*sparkplane, "init"], env=env, check=True, capture_output=True, text=True
+            )
+            key = re.search(r"sp-[0-9a-f]{12}_[A-Za-z0-9_-]{43}", init.stdout)
+            if key is None:
+                raise SystemExit(f"sparkplane init printed no key:\n{init.stdout}")
             with open(Path(tmp) / "serve.log", "wb") as log:
                 procs.append(
                     subprocess.Popen(
                         [*sparkplane, "serve", "--port", str(sp_port), "--no-discover"],
                         env=env,
+                        stdout=log,
                         stderr=log,
                     )
                 )
             gateway = f"http://127.0.0.1:{sp_port}"
             wait_http(gateway + "/readyz")
             script = Path(tmp) / "post.lua"
-            script.write_text(LUA)
+            script.write_text(LUA.replace("__KEY__", key.group(0)))
             # Warm both paths (connection pools, caches) before measuring.
             run_wrk(gateway + "/v1/chat/completions", 16, 2, script)
 
