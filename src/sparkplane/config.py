@@ -21,6 +21,9 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = Path("sparkplane.toml")
+# Settings that may hold credentials can also be read from a file named by
+# SPARKPLANE_<NAME>_FILE (container secrets), keeping them out of the environment.
+SECRET_FIELDS = ("database_url", "redis_url")
 
 
 class Settings(BaseSettings):
@@ -176,6 +179,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"config file not found: {config_file}")
     clean = {k: v for k, v in overrides.items() if v is not None}
+    for name in SECRET_FIELDS:
+        secret_file = os.environ.get(f"SPARKPLANE_{name.upper()}_FILE")
+        if secret_file and name not in clean:
+            clean[name] = Path(secret_file).read_text().strip()
     if config_file is None:
         return Settings(**clean)
     bound = type(

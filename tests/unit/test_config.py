@@ -179,3 +179,13 @@ def test_invalid_toml_value_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path / "s.toml", 'max_attempts = "many"\n')
     with pytest.raises(ValidationError, match="max_attempts"):
         load_settings(path)
+
+
+def test_a_secret_setting_can_come_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "db-url"
+    secret.write_text("postgresql+asyncpg://app:s3cret@db/sparkplane\n")
+    monkeypatch.setenv("SPARKPLANE_DATABASE_URL_FILE", str(secret))
+    monkeypatch.delenv("SPARKPLANE_DATABASE_URL", raising=False)
+    assert load_settings().db_url == "postgresql+asyncpg://app:s3cret@db/sparkplane"
