@@ -91,10 +91,17 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         "x-sparkplane-attempts": str(answer.attempts),
         **_SSE_HEADERS,
     }
-    stream = StreamingResponse(
-        rt.dispatcher.relay(answer), headers=headers, media_type="text/event-stream"
-    )
-    await stream(scope, receive, send)
+    relay = rt.dispatcher.relay(answer)
+    try:
+        await StreamingResponse(relay, headers=headers, media_type="text/event-stream")(
+            scope, receive, send
+        )
+    finally:
+        # A client gone before the first chunk leaves the relay unstarted, so its
+        # own cleanup never ran: close it and settle the request here (idempotent).
+        await relay.aclose()
+        answer.upstream.close()
+        rt.dispatcher.finish(answer)
 
 
 def openapi_paths() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -187,7 +187,7 @@ class Dispatcher:
             device.record.health = device.health
             log.warning("circuit_opened", action="gateway.breaker", device=device.name)
 
-    async def relay(self, answer: Answer) -> AsyncIterator[bytes]:
+    async def relay(self, answer: Answer) -> AsyncGenerator[bytes, None]:
         """Yield a stream's chunks with the idle and total limits; always finishes it.
 
         A failure after bytes reached the client ends the stream with an
