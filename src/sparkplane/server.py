@@ -38,7 +38,9 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._lifecycle.draining or self._loop is None:
             log.warning("forced_exit", action="server.exit", signal=signal.Signals(sig).name)
-            super().handle_exit(sig, frame)
+            # A second signal means now: no graceful wait for open connections.
+            self.should_exit = True
+            self.force_exit = True
             return
         self._lifecycle.begin_drain()
         log.info(
@@ -58,6 +60,9 @@ class DrainingServer(uvicorn.Server):
             inflight=self._lifecycle.active,
         )
         self.should_exit = True
+        # The drain window is the whole grace period: past it, close what is left
+        # at once rather than wait out uvicorn's own graceful timeout as well.
+        self.force_exit = not idle
 
 
 def serve(settings: Settings, *, discover: bool) -> None:

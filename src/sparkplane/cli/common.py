@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.config import Settings, load_settings
 from sparkplane.db import migrate
 from sparkplane.db.engine import create_engine
 from sparkplane.errors import SparkplaneError
+from sparkplane.security.keys import redact
 
 T = TypeVar("T")
 
@@ -37,6 +40,10 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
         return load_settings(config, **overrides)
     except FileNotFoundError as exc:
         fail(str(exc))
+    except tomllib.TOMLDecodeError as exc:
+        fail(f"the settings file is not valid TOML: {exc}")
+    except OSError as exc:
+        fail(f"cannot read settings: {exc}")
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         fail("invalid settings:\n" + "\n".join(lines))
@@ -54,6 +61,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except SparkplaneError as exc:
         fail(exc.message)
+    except (SQLAlchemyError, OSError) as exc:
+        # Unreachable or unusable database (refused, wrong credentials, bad path).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        fail(f"cannot use the database: {redact(reason)}")
 
 
 @asynccontextmanager
