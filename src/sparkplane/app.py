@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, errors, health, openai
+from sparkplane.api import admin, errors, health, openai, usage
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -46,6 +46,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(usage.router)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
     app.add_middleware(
         GatewayMiddleware,
