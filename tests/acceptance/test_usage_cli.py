@@ -16,6 +16,7 @@ import pytest
 
 from sparkplane.db import migrate
 from sparkplane.db.engine import create_engine, session_factory
+from sparkplane.fleet.store import DeviceStore
 from sparkplane.security.store import TenantStore
 from sparkplane.security.tenancy import Prices
 from sparkplane.usage.meter import Meter
@@ -37,6 +38,7 @@ async def env(tmp_path: Path) -> dict[str, str]:
         "acme", prices=Prices(currency="EUR", per_1k_output_tokens=2.0, per_image=0.1)
     )
     beta = await tenants.create("beta")
+    await DeviceStore(sessions).add(name="spark", url="http://127.0.0.1:9", kind="openai")
     meter = Meter(sessions, {"spark": 240.0}.get)
     meter.record(UsageRecord(acme.id, "k1", "chat", "llama", "spark", 200, tokens_in=100,
                              tokens_out=3000, device_seconds=900, at=NOV))  # fmt: skip
@@ -49,8 +51,12 @@ async def env(tmp_path: Path) -> dict[str, str]:
 
 
 def sparkplane(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return command(env, "usage", "report", *args)
+
+
+def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [SPARKPLANE, "usage", "report", *args],
+        [SPARKPLANE, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -97,3 +103,15 @@ def test_unknown_tenant_and_bad_month_fail_readably(env: dict[str, str]) -> None
     done = sparkplane(env, "--month", "11/2026")
     assert done.returncode == 1
     assert "YYYY-MM" in done.stderr
+
+
+def test_devices_power_sets_and_clears_the_figure(env: dict[str, str]) -> None:
+    done = command(env, "devices", "power", "spark", "240")
+    assert done.returncode == 0, done.stderr
+    assert "power 240.0 W" in done.stdout
+    listed = json.loads(command(env, "devices", "list", "--json").stdout)
+    assert listed[0]["extra"] == {"power_w": 240.0}
+    assert command(env, "devices", "power", "spark", "--", "-5").returncode == 1
+    done = command(env, "devices", "power", "spark")
+    assert "no power figure" in done.stdout
+    assert json.loads(command(env, "devices", "list", "--json").stdout)[0]["extra"] == {}

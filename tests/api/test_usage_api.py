@@ -57,3 +57,24 @@ async def test_usage_is_scoped_to_the_callers_tenant(make_settings: SettingsFact
         assert r.status_code == 400
         r = await gw.client.get("/api/usage", params={"month": "nov"}, headers=bearer(auditor))
         assert r.status_code == 400
+
+
+async def test_energy_follows_the_power_figure_set_on_a_device(
+    make_settings: SettingsFactory,
+) -> None:
+    async with running_gateway(make_settings()) as gw:
+        r = await gw.client.post(
+            "/api/devices", json={"url": "http://127.0.0.1:9", "name": "spark", "kind": "openai"}
+        )
+        assert r.status_code == 201, r.text
+        r = await gw.client.patch("/api/devices/spark", json={"power_w": 240})
+        assert r.status_code == 200, r.text
+        assert r.json()["extra"]["power_w"] == 240
+        assert (
+            await gw.client.patch("/api/devices/spark", json={"power_w": -1})
+        ).status_code == 400
+        rt = gw.runtime
+        rt.meter.record(UsageRecord(None, None, "chat", "m", "spark", 200, device_seconds=1800))
+        await rt.meter.flush()
+        doc = (await gw.client.get("/api/usage")).json()
+        assert doc["tenants"][0]["by_device"]["spark"]["energy_wh"] == 120.0

@@ -134,6 +134,11 @@ def new_ticket_id() -> str:
     return uuid.uuid4().hex
 
 
+def interval_of(limit: int) -> float:
+    """Seconds one unit takes to refill in a bucket of `limit` a minute (0: never fits)."""
+    return WINDOW_S / limit if limit else 2 * WINDOW_S
+
+
 def bucket_wait(tat: float, now: float, cost: float, interval: float) -> tuple[float, float]:
     """GCRA: the bucket's next arrival time after `cost`, and the wait (0: it fits now)."""
     new = max(tat, now) + cost * interval
@@ -235,11 +240,8 @@ class LocalLimiter:
         ):
             if limit is None:
                 continue
-            if limit == 0:
-                failed.append(refusal(scope, kind, 0, WINDOW_S))
-                continue
             name = prefix + scope.id
-            new, wait = bucket_wait(self._tat.get(name, now), now, cost, WINDOW_S / limit)
+            new, wait = bucket_wait(self._tat.get(name, now), now, cost, interval_of(limit))
             if wait:
                 failed.append(refusal(scope, kind, limit, wait))
             else:
@@ -280,13 +282,13 @@ class LocalLimiter:
         for scope in ticket.scopes:
             limit = scope.limits.tokens_per_minute
             name = "t:" + scope.id
-            if not limit or name not in self._tat:
+            if not limit:
                 continue
-            tat = self._tat[name] + delta * WINDOW_S / limit
+            tat = max(self._tat.get(name, now), now) + delta * WINDOW_S / limit
             if tat > now:
                 self._tat[name] = tat
             else:
-                del self._tat[name]  # a full bucket is the same as no entry
+                self._tat.pop(name, None)  # a full bucket is the same as no entry
 
     async def seed_month(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Replace this month's totals by the sums in usage_records (call at start)."""

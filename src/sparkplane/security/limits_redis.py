@@ -35,6 +35,7 @@ from sparkplane.security.limits import (
     Scope,
     Ticket,
     has_limits,
+    interval_of,
     month_of,
     new_ticket_id,
     refusal,
@@ -164,9 +165,8 @@ class RedisLimiter:
                 (Kind.TOKENS, "t", lim.tokens_per_minute, tokens),
             ):
                 if limit is not None:
-                    interval = WINDOW_S / limit if limit else WINDOW_S * 2
                     keys.append(f"{self._prefix}:{letter}:{s.id}")
-                    args += ["g", interval, cost]
+                    args += ["g", interval_of(limit), cost]
                     what.append((s, kind, limit))
             if lim.concurrent is not None:
                 keys.append(f"{self._prefix}:c:{s.id}")
