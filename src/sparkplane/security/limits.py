@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,8 +45,7 @@ class Kind(StrEnum):
     MONTHLY_IMAGES = "monthly images"
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
     """One holder of limits: a key (`k:<id>`) or a tenant (`t:<id>`)."""
 
     id: str
@@ -159,9 +158,9 @@ def refusal(scope: Scope, kind: Kind, limit: int, wait: float) -> RateLimited:
     return RateLimited(message, retry_after=wait, code=code)
 
 
-def too_large(principal: Principal, tokens: int, images: int) -> RateLimited | None:
+def too_large(scopes: tuple[Scope, ...], tokens: int, images: int) -> RateLimited | None:
     """A request that could never pass a per-minute or monthly limit on its own."""
-    for scope in scopes_of(principal):
+    for scope in scopes:
         limits = scope.limits
         for kind, limit, cost in (
             (Kind.TOKENS, limits.tokens_per_minute, tokens),
@@ -202,7 +201,7 @@ class LocalLimiter:
         scopes = scopes_of(principal)
         if not any(has_limits(s.limits) for s in scopes):
             return Ticket("", month, 0, 0, scopes, counted=False)
-        big = too_large(principal, tokens, images)
+        big = too_large(scopes, tokens, images)
         if big is not None:
             raise big
         worst: RateLimited | None = None
@@ -219,7 +218,7 @@ class LocalLimiter:
         slots = tuple(s.id for s in scopes if s.limits.concurrent is not None)
         for sid in slots:
             self._held[sid] = self._held.get(sid, 0) + 1
-        self._add(month, scopes, tokens, images)
+        self._add(scopes, tokens, images)
         if len(self._tat) > self._prune_at:
             self._prune(now)
         return Ticket("", month, tokens, images, scopes, counted=True, slots=slots)
@@ -276,7 +275,7 @@ class LocalLimiter:
         if ticket.counted:
             self._adjust_buckets(ticket, now, delta_tokens)
         if ticket.month == month:
-            self._add(month, ticket.scopes, delta_tokens, delta_images)
+            self._add(ticket.scopes, delta_tokens, delta_images)
 
     def _adjust_buckets(self, ticket: Ticket, now: float, delta: int) -> None:
         for scope in ticket.scopes:
@@ -304,7 +303,7 @@ class LocalLimiter:
         tokens, images = self._totals.get(scope_id) or [0, 0]
         return tokens, images
 
-    def _add(self, month: str, scopes: tuple[Scope, ...], tokens: int, images: int) -> None:
+    def _add(self, scopes: tuple[Scope, ...], tokens: int, images: int) -> None:
         if not (tokens or images):
             return
         for scope in scopes:

@@ -151,7 +151,7 @@ class RedisLimiter:
         month, month_end = month_of(now)
         if not any(has_limits(s.limits) for s in scopes):
             return Ticket("", month, 0, 0, scopes, counted=False)
-        big = too_large(principal, tokens, images)
+        big = too_large(scopes, tokens, images)
         if big is not None:
             raise big
         keys: list[str] = []
