@@ -34,8 +34,11 @@ from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
 from sparkplane.security.auth import Authenticator
+from sparkplane.security.limits import Limiter, LocalLimiter
+from sparkplane.security.limits_redis import RedisLimiter
 from sparkplane.security.principal import Principal
 from sparkplane.security.store import KeyStore, TenantStore
+from sparkplane.usage.meter import Meter, PowerOf, power_figure
 
 log = structlog.get_logger("sparkplane")
 
@@ -61,6 +64,8 @@ class Runtime:
     tenants: TenantStore
     keys: KeyStore
     authenticator: Authenticator
+    limiter: Limiter
+    meter: Meter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -82,6 +87,16 @@ class Runtime:
         except Exception:  # noqa: BLE001 - any failure means not ready
             return False
         return True
+
+
+def device_power(fleet: Fleet) -> PowerOf:
+    """A device's power figure in watts (`extra["power_w"]`), looked up by name."""
+
+    def power_of(name: str) -> float | None:
+        device = fleet.by_name(name)
+        return power_figure(device.record.extra) if device is not None else None
+
+    return power_of
 
 
 def gateway_limits(settings: Settings) -> GatewayLimits:
@@ -137,6 +152,11 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         metrics,
     )
     health = HealthMonitor(fleet, store, settings.health_interval_s)
+    limiter: Limiter = (
+        RedisLimiter.from_url(settings.redis_url) if settings.redis_url else LocalLimiter()
+    )
+    await limiter.seed_month(sessions)
+    meter = Meter(sessions, device_power(fleet))
     runtime = Runtime(
         settings=settings,
         lifecycle=lifecycle,
@@ -151,7 +171,10 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         tenants=TenantStore(sessions),
         keys=key_store,
         authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
+        limiter=limiter,
+        meter=meter,
     )
+    meter.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     log.info(
         "started",
@@ -177,5 +200,7 @@ async def stop(runtime: Runtime) -> None:
     for task in runtime.tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await runtime.meter.stop()
+    await runtime.limiter.close()
     await runtime.http.close()
     await runtime.engine.dispose()

@@ -36,6 +36,9 @@ class DeviceUpdate(BaseModel):
     priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
     enabled: bool | None = None
     off_prem: bool | None = None
+    power_w: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
+        None, description="Power figure in watts, for the energy estimate of usage records."
+    )
 
 
 def _view(record: DeviceRecord, live: Device | None) -> dict[str, Any]:
@@ -95,9 +98,13 @@ async def update_device(
     request: Request,
     _: Principal = require(Permission.DEVICES_WRITE),
 ) -> dict[str, Any]:
-    """Change priority, enabled or off-premises."""
+    """Change priority, enabled, off-premises or the power figure."""
     rt = runtime(request)
-    record = await rt.store.edit(name, **body.model_dump(exclude_none=True))
+    changes = body.model_dump(exclude_none=True)
+    power = changes.pop("power_w", None)
+    if power is not None:
+        await service.set_power(rt.store, name, power)
+    record = await rt.store.edit(name, **changes) if changes else await rt.store.get(name)
     rt.fleet.sync(await rt.store.list_devices())
     return _view(record, rt.fleet.by_name(name))
 

@@ -144,6 +144,28 @@ def remove(name: str, config: ConfigOption = None) -> None:
     console.print(f"removed {name}")
 
 
+@app.command("power")
+def power(
+    name: str,
+    watts: Annotated[
+        float | None, typer.Argument(help="Watts the device draws working; omit to clear.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set a device's power figure, used for the energy estimate of its usage."""
+    settings = settings_from(config)
+
+    async def go() -> DeviceRecord:
+        async with database(settings) as engine:
+            return await service.set_power(DeviceStore(session_factory(engine)), name, watts)
+
+    record = run(go())
+    figure = record.extra.get("power_w")
+    console.print(
+        f"{record.name}: power {figure} W" if figure else f"{record.name}: no power figure"
+    )
+
+
 def _models(models: list[str], limit: int = 3) -> str:
     if not models:
         return "-"

@@ -155,3 +155,18 @@ async def discover(
     if not records:
         log.info("no_engines_found", action="devices.discover", ports=[p for p, _ in LOCAL_ENGINES])
     return records
+
+
+async def set_power(store: DeviceStore, name: str, watts: float | None) -> DeviceRecord:
+    """Set (or with None clear) a device's power figure, `extra["power_w"]`, in watts.
+
+    The meter turns device-seconds into energy with it (e.g. a DGX Spark: 140 W
+    for the SoC alone, 240 W for the whole system).
+    """
+    if watts is not None and not 0 < watts <= 100_000:
+        raise BadRequest("the power figure must be between 0 and 100000 W", param="power_w")
+    record = await store.get(name)
+    extra = {k: v for k, v in record.extra.items() if k != "power_w"}
+    if watts is not None:
+        extra["power_w"] = watts
+    return await store.edit(name, extra=extra)
