@@ -38,6 +38,7 @@ from sparkplane.security.limits import Limiter, LocalLimiter
 from sparkplane.security.limits_redis import RedisLimiter
 from sparkplane.security.principal import Principal
 from sparkplane.security.store import KeyStore, TenantStore
+from sparkplane.usage.ledger import Ledger
 from sparkplane.usage.meter import Meter, PowerOf, power_figure
 
 log = structlog.get_logger("sparkplane")
@@ -66,6 +67,7 @@ class Runtime:
     authenticator: Authenticator
     limiter: Limiter
     meter: Meter
+    ledger: Ledger
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -173,6 +175,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
         limiter=limiter,
         meter=meter,
+        ledger=Ledger(limiter, meter),
     )
     meter.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))

@@ -40,6 +40,7 @@ ROUTES: dict[tuple[str, str], tuple[Permission | None, object]] = {
     ("POST", "/api/keys"): (Permission.KEYS_MANAGE, {"tenant": "nobody", "role": "member"}),
     ("DELETE", "/api/keys/{key_id}"): (Permission.KEYS_MANAGE, None),
     ("GET", "/api/plan"): (Permission.PLAN, None),
+    ("GET", "/api/usage"): (Permission.USAGE_OWN, None),
 }
 IGNORED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

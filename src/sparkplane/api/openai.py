@@ -10,6 +10,7 @@ rewritten for a device). The same models generate these paths' OpenAPI entry.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -57,10 +58,15 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await validation_error_response(exc.errors())(scope, receive, send)
         return
     stream = op is not Operation.EMBEDDING and request.stream
+    entry = None
     try:
         if not principal.may_use_model(request.model):
             # As if it did not exist: a tenant learns nothing of models it may not use.
             raise ModelNotFound(f"The model '{request.model}' does not exist", param="model")
+        max_tokens = getattr(request, "max_completion_tokens", None) or getattr(
+            request, "max_tokens", None
+        )
+        entry = await rt.ledger.open(principal, op, request.model, len(body), max_tokens)
         answer = await rt.dispatcher.open(
             InferenceRequest(op=op, model=request.model, raw=body, stream=stream),
             request.model,
@@ -68,7 +74,13 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         )
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)
+        if entry is not None:
+            await rt.ledger.close(entry, device=None, status=exc.status)
         return
+    except BaseException:
+        if entry is not None:
+            await asyncio.shield(rt.ledger.close(entry, device=None, status=499))
+        raise
     if answer.stream is None:
         rt.dispatcher.finish(answer)
         # Raw ASGI messages: the most common response in the product, kept lean.
@@ -85,6 +97,10 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
             }
         )
         await send({"type": "http.response.body", "body": answer.body})
+        # Accounting after the answer left: the client does not wait for it.
+        await rt.ledger.close_body(
+            entry, device=answer.device.name, status=answer.status, body=answer.body
+        )
         return
     headers = {
         "x-sparkplane-device": answer.device.name,
@@ -93,15 +109,18 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
     }
     relay = rt.dispatcher.relay(answer)
     try:
-        await StreamingResponse(relay, headers=headers, media_type="text/event-stream")(
-            scope, receive, send
-        )
+        await StreamingResponse(
+            rt.ledger.tallied(entry, answer.device.name, relay),
+            headers=headers,
+            media_type="text/event-stream",
+        )(scope, receive, send)
     finally:
         # A client gone before the first chunk leaves the relay unstarted, so its
         # own cleanup never ran: close it and settle the request here (idempotent).
         await relay.aclose()
         answer.upstream.close()
         rt.dispatcher.finish(answer)
+        await asyncio.shield(rt.ledger.close(entry, device=answer.device.name, status=499))
 
 
 def openapi_paths() -> dict[str, Any]:
