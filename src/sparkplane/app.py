@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, errors, health, openai
+from sparkplane.api import admin, audit, errors, health, openai
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -45,6 +45,7 @@ def create_app(
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(admin.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
     app.add_middleware(

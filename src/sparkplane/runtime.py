@@ -33,6 +33,8 @@ from sparkplane.metrics import Metrics
 from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
+from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
 from sparkplane.security.principal import Principal
 from sparkplane.security.store import KeyStore, TenantStore
@@ -61,6 +63,7 @@ class Runtime:
     tenants: TenantStore
     keys: KeyStore
     authenticator: Authenticator
+    audit: AuditLog
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -151,7 +154,9 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         tenants=TenantStore(sessions),
         keys=key_store,
         authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
+        audit=AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed),
     )
+    await runtime.audit.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     log.info(
         "started",
@@ -177,5 +182,6 @@ async def stop(runtime: Runtime) -> None:
     for task in runtime.tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await runtime.audit.stop()
     await runtime.http.close()
     await runtime.engine.dispose()

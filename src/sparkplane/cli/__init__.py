@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import db, devices, models, serve
+from sparkplane.cli import audit, db, devices, models, serve
 from sparkplane.logs import configure
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ serve.register(app)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:
