@@ -168,6 +168,28 @@ async def test_tampering_is_reported_at_the_first_broken_entry(
     assert report.head_seq == 6
 
 
+@pytest.mark.parametrize(("column", "garbage"), [("data", "{not json"), ("at", "yesterday")])
+async def test_unreadable_values_are_reported_not_crashed_on(
+    sqlite_url: str, column: str, garbage: str
+) -> None:
+    # SQLite stores whatever text it is given; PostgreSQL would refuse these edits.
+    engine = create_engine(sqlite_url)
+    try:
+        await migrate.upgrade(engine)
+        db = Db(sqlite_url, engine, session_factory(engine), AuditStore(session_factory(engine)))
+        audit = await write(db, 10)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(f"UPDATE audit_log SET {column} = :garbage WHERE seq = 7"),
+                {"garbage": garbage},
+            )
+        report = await audit.verify()
+        assert report.first_broken == 7
+        assert report.reason is not None
+    finally:
+        await engine.dispose()
+
+
 async def test_appending_after_tampering_does_not_hide_it(db: Db) -> None:
     audit = await write(db, 10)
     async with db.sessions() as session:

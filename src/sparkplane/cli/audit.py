@@ -55,15 +55,16 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.public()))
     elif report.ok:
-        head = f"head seq {report.head_seq}, hash {report.head_hash}" if report.checked else "empty"
         console.print(
-            f"[green]OK[/green]: {report.checked:,} entries checked in {elapsed:.2f} s ({head})",
+            f"[green]OK[/green]: {report.checked:,} entries checked in {elapsed:.2f} s",
             highlight=False,
         )
+        if report.checked:
+            console.print(f"head: seq {report.head_seq} hash {report.head_hash}", soft_wrap=True)
     else:
+        err_console.print(f"[red]BROKEN[/red]: {report.reason}", highlight=False, soft_wrap=True)
         err_console.print(
-            f"[red]BROKEN[/red] at entry {report.first_broken}: {report.reason} "
-            f"({report.checked:,} entries read; last good: seq {report.head_seq})",
+            f"{report.checked:,} entries read; the chain holds up to seq {report.head_seq}",
             highlight=False,
         )
     if not report.ok:

@@ -93,7 +93,6 @@ class AuditLog:
         self._failing = False
         self._warned_backlog = False
         self._wake = asyncio.Event()
-        self._progress = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -131,7 +130,11 @@ class AuditLog:
         return len(self._pending)
 
     def raise_if_closed(self) -> None:
-        """Raise Unavailable (503, `audit_unavailable`) when requests must be refused."""
+        """Raise Unavailable (503, `audit_unavailable`) when requests must be refused.
+
+        Call it before serving a request. Do not record the refusals it causes:
+        during an outage they would only grow the queue that cannot be written.
+        """
         if not self.accepting:
             raise Unavailable(
                 "the audit log cannot be written; requests are refused until it can",
@@ -246,11 +249,12 @@ async def verify(store: AuditStore, batch: int = 2000) -> VerifyReport:
     a deleted one leaves a gap, a moved one fails its link.
     """
     verifier = Verifier()
-    async for page in store.scan(batch):
-        if not verifier.feed(page):
-            break
-        # Hashing is CPU work on the event loop: let other tasks in between pages.
-        await asyncio.sleep(0)
+    async with contextlib.aclosing(store.scan(batch)) as pages:
+        async for page in pages:
+            if not verifier.feed(page):
+                break
+            # Hashing is CPU work on the event loop: let other tasks in between pages.
+            await asyncio.sleep(0)
     return verifier.report()
 
 

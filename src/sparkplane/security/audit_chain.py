@@ -4,7 +4,8 @@ Entry `n` is hashed together with entry `n-1`'s hash:
 
     canonical(n) = JSON of {"action", "at", "data", "key_id", "seq", "tenant_id"}
                    with sorted keys, no whitespace, UTF-8 (not ASCII-escaped),
-                   `at` in UTC as ISO 8601 with microseconds
+                   `at` in UTC as ISO 8601 with microseconds; exactly the bytes of
+                   `orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)`
     hash(n)      = sha256(prev_hash(n) + canonical(n)), lower-case hex
     prev_hash(1) = 64 zeros
 
@@ -16,12 +17,13 @@ broken link; moving entries breaks links. The `Verifier` walks entries in
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from sparkplane.security.keys import redact
 
@@ -69,8 +71,7 @@ def canonical(
         "key_id": key_id,
         "data": data,
     }
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode()
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def entry_hash(
@@ -109,17 +110,25 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+_CLEAN = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# What may need masking: a key-shaped string or a credential-named field (false alarms are fine).
+_SUSPECT = re.compile(b"sp-|" + b"|".join(f'"{f}"'.encode() for f in sorted(SECRET_FIELDS)))
+
+
 def clean_data(data: dict[str, Any]) -> dict[str, Any]:
     """`data` as it will be stored and hashed: plain JSON values, secrets masked.
 
-    Values JSON cannot hold become strings (datetimes in the chain's format), so
-    what is hashed now is exactly what is read back later. ValueError for data
-    that cannot be stored at all (NaN, infinities, unpaired surrogates).
+    Values JSON cannot hold become strings (datetimes in the chain's format,
+    sets sorted lists), NaN and infinities null, so what is hashed now is
+    exactly what is read back later. TypeError for data that cannot be stored
+    at all (integers beyond 64 bits, unpaired surrogates).
     """
-    text = json.dumps(data, default=_json_default, allow_nan=False, ensure_ascii=False)
-    text.encode()  # a lone surrogate cannot be hashed or stored: fail here, not at write time
-    scrubbed: dict[str, Any] = _scrub(json.loads(text))
-    return scrubbed
+    text = orjson.dumps(data, default=_json_default, option=_CLEAN)
+    plain: dict[str, Any] = orjson.loads(text)
+    if _SUSPECT.search(text.lower()):
+        scrubbed: dict[str, Any] = _scrub(plain)
+        return scrubbed
+    return plain
 
 
 def clean_field(name: str, value: str | None) -> str | None:

@@ -8,11 +8,12 @@ chain's head. Reads page by `seq` so no query holds more than one batch.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from collections.abc import AsyncGenerator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+import orjson
+from sqlalchemy import ColumnElement, String, Text, func, insert, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sparkplane.db.models import AuditRow
@@ -20,29 +21,48 @@ from sparkplane.security.audit_chain import GENESIS, Entry, StoredEntry, link
 
 # Distinct from the migration lock (db/migrate.py): appenders queue on this one.
 _PG_LOCK_KEY = 0x5350_4155
+# Inserted as a table (Core), not through the ORM's bulk path: cheaper per entry.
+_TABLE = AuditRow.metadata.tables["audit_log"]
+# Read `at` and `data` as the driver hands them over and convert here: the
+# generic column types cost more than hashing when verifying a long chain.
 _COLUMNS = (
     AuditRow.seq,
-    AuditRow.at,
+    type_coerce(AuditRow.at, String),
     AuditRow.action,
     AuditRow.tenant_id,
     AuditRow.key_id,
-    AuditRow.data,
+    type_coerce(AuditRow.data, Text),
     AuditRow.prev_hash,
     AuditRow.hash,
 )
 
 
+# Stands for a stored value that cannot be read: it never matches an entry's hash.
+_UNREADABLE = datetime.min.replace(tzinfo=UTC)
+
+
+def _at(value: datetime | str) -> datetime:
+    # SQLite hands back its stored text (UTC, no zone), PostgreSQL a datetime.
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return _UNREADABLE
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _data(value: Any) -> Any:
+    # SQLite hands back JSON text (which an edit may have broken); asyncpg decodes it.
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {"unreadable": str(value)[:200]}
+
+
 def _entry(row: Any) -> StoredEntry:
-    return StoredEntry(
-        seq=row.seq,
-        at=row.at,
-        action=row.action,
-        tenant_id=row.tenant_id,
-        key_id=row.key_id,
-        data=row.data if row.data is not None else {},
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    seq, at, action, tenant_id, key_id, data, prev_hash, hash_ = row
+    return StoredEntry(seq, _at(at), action, tenant_id, key_id, _data(data), prev_hash, hash_)
 
 
 class AuditStore:
@@ -65,7 +85,7 @@ class AuditStore:
             last_seq, last_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
             chained = link(entries, last_seq, last_hash)
             await session.execute(
-                insert(AuditRow),
+                insert(_TABLE),
                 [
                     {
                         "seq": e.seq,
@@ -83,29 +103,37 @@ class AuditStore:
             await session.commit()
         return chained
 
-    async def scan(self, batch: int = 2000, after_seq: int = 0) -> AsyncIterator[list[StoredEntry]]:
+    async def scan(
+        self, batch: int = 2000, after_seq: int = 0
+    ) -> AsyncGenerator[list[StoredEntry], None]:
         """Every entry after `after_seq` in `seq` order, `batch` at a time."""
-        query = select(*_COLUMNS).order_by(AuditRow.seq).limit(batch)
-        async for page in self._pages(query, batch, after_seq):
+        async for page in self._pages([], batch, after_seq):
             yield page
 
     async def between(
         self, since: datetime, until: datetime | None = None, batch: int = 2000
-    ) -> AsyncIterator[list[StoredEntry]]:
+    ) -> AsyncGenerator[list[StoredEntry], None]:
         """Entries with `since <= at < until`, in `seq` order, `batch` at a time."""
-        query = select(*_COLUMNS).where(AuditRow.at >= since)
+        conditions = [AuditRow.at >= since]
         if until is not None:
-            query = query.where(AuditRow.at < until)
-        async for page in self._pages(query.order_by(AuditRow.seq).limit(batch), batch, 0):
+            conditions.append(AuditRow.at < until)
+        async for page in self._pages(conditions, batch, 0):
             yield page
 
     async def _pages(
-        self, query: Select[Any], batch: int, after_seq: int
-    ) -> AsyncIterator[list[StoredEntry]]:
+        self, conditions: list[ColumnElement[bool]], batch: int, after_seq: int
+    ) -> AsyncGenerator[list[StoredEntry], None]:
+        # Keyset paging: each page is a short query on the primary key.
         last = after_seq
         while True:
+            query = (
+                select(*_COLUMNS)
+                .where(*conditions, AuditRow.seq > last)
+                .order_by(AuditRow.seq)
+                .limit(batch)
+            )
             async with self._sessions() as session:
-                rows = (await session.execute(query.where(AuditRow.seq > last))).all()
+                rows = (await session.execute(query)).all()
             if not rows:
                 return
             page = [_entry(r) for r in rows]

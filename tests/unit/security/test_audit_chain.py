@@ -192,12 +192,13 @@ def test_data_is_plain_json_with_secrets_masked() -> None:
 
 
 def test_unstorable_data_still_leaves_an_entry() -> None:
-    entry = to_entry(AdminEvent("devices.add", None, None, "box", {"x": float("nan")}), T0)
-    assert entry.action == "devices.add"
-    assert "unrecordable" in entry.data
-    surrogate = to_entry(AdminEvent("devices.add", None, None, "box", {"x": "\ud800"}), T0)
-    assert "unrecordable" in surrogate.data
-    surrogate.data["unrecordable"].encode()
+    nan = to_entry(AdminEvent("devices.add", None, None, "box", {"x": float("nan")}), T0)
+    assert nan.data == {"target": "box", "details": {"x": None}}
+    for bad in (2**70, "\ud800"):
+        entry = to_entry(AdminEvent("devices.add", "t1", None, "box", {"x": bad}), T0)
+        assert (entry.action, entry.tenant_id) == ("devices.add", "t1")
+        assert "unrecordable" in entry.data
+        entry.data["unrecordable"].encode()
 
 
 def test_ids_are_fitted_to_their_columns() -> None:
