@@ -24,9 +24,11 @@ class MemoryStore(AuditStore):
         self.rows: list[StoredEntry] = []
         self.batches: list[int] = []
         self.down = False
+        self.gate = asyncio.Event()  # appends wait here while it is clear
+        self.gate.set()
 
     async def append(self, entries: Sequence[Entry]) -> list[StoredEntry]:
-        await asyncio.sleep(0)
+        await self.gate.wait()
         if self.down:
             raise ConnectionError("database unreachable")
         head = (self.rows[-1].seq, self.rows[-1].hash) if self.rows else (0, GENESIS)
@@ -142,10 +144,13 @@ async def test_fail_open_keeps_accepting_and_warns() -> None:
 
 async def test_flush_waits_only_for_what_was_queued_before_it() -> None:
     store = MemoryStore()
+    store.gate.clear()
     audit = AuditLog(store, batch_size=1)
     audit.record(event(0))
     flushing = asyncio.create_task(audit.flush())
+    await asyncio.sleep(0.01)  # the flush is now writing entry 0
     audit.record(event(1))
+    store.gate.set()
     await flushing
     assert [r.data["model"] for r in store.rows] == ["m0"]
     assert audit.pending == 1
