@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, errors, health, openai, plan, security, usage
+from sparkplane.api import admin, audit, errors, health, openai, plan, security, usage
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -47,6 +47,7 @@ def create_app(
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(admin.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     app.include_router(security.router)
     app.include_router(plan.build_router(profiles_with(settings.device_profiles)))

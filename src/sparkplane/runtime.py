@@ -33,6 +33,8 @@ from sparkplane.metrics import Metrics
 from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
+from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
 from sparkplane.security.limits import Limiter, LocalLimiter
 from sparkplane.security.limits_redis import RedisLimiter
@@ -68,6 +70,7 @@ class Runtime:
     limiter: Limiter
     meter: Meter
     ledger: Ledger
+    audit: AuditLog
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -176,8 +179,10 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         limiter=limiter,
         meter=meter,
         ledger=Ledger(limiter, meter),
+        audit=AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed),
     )
     meter.start()
+    await runtime.audit.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     log.info(
         "started",
@@ -205,5 +210,6 @@ async def stop(runtime: Runtime) -> None:
             await task
     await runtime.meter.stop()
     await runtime.limiter.close()
+    await runtime.audit.stop()
     await runtime.http.close()
     await runtime.engine.dispose()

@@ -41,6 +41,8 @@ ROUTES: dict[tuple[str, str], tuple[Permission | None, object]] = {
     ("DELETE", "/api/keys/{key_id}"): (Permission.KEYS_MANAGE, None),
     ("GET", "/api/plan"): (Permission.PLAN, None),
     ("GET", "/api/usage"): (Permission.USAGE_OWN, None),
+    ("GET", "/api/audit"): (Permission.AUDIT_READ, None),
+    ("GET", "/api/audit/verify"): (Permission.AUDIT_READ, None),
 }
 IGNORED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
