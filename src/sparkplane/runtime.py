@@ -162,6 +162,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     )
     await limiter.seed_month(sessions)
     meter = Meter(sessions, device_power(fleet))
+    audit = AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed)
     runtime = Runtime(
         settings=settings,
         lifecycle=lifecycle,
@@ -178,8 +179,8 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
         limiter=limiter,
         meter=meter,
-        ledger=Ledger(limiter, meter),
-        audit=AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed),
+        ledger=Ledger(limiter, meter, audit),
+        audit=audit,
     )
     meter.start()
     await runtime.audit.start()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import require
-from sparkplane.api.deps import runtime
+from sparkplane.api.deps import record_admin, runtime
 from sparkplane.fleet import service
 from sparkplane.fleet.device import Device, DeviceRecord
 from sparkplane.security.principal import Principal
@@ -63,10 +63,11 @@ async def list_devices(
 
 @router.post("", status_code=201, summary="Register a device")
 async def add_device(
-    body: DeviceCreate, request: Request, _: Principal = require(Permission.DEVICES_WRITE)
+    body: DeviceCreate, request: Request, who: Principal = require(Permission.DEVICES_WRITE)
 ) -> dict[str, Any]:
     """Register a device; with kind `auto` its engine is detected by probing."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     record = await service.register(
         rt.store,
         rt.http,
@@ -79,6 +80,17 @@ async def add_device(
         probe_timeout=rt.settings.probe_timeout_s,
     )
     rt.fleet.sync(await rt.store.list_devices())
+    record_admin(
+        request,
+        who,
+        "devices.add",
+        record.name,
+        url=record.url,
+        kind=record.kind,
+        priority=record.priority,
+        off_prem=record.off_prem,
+        has_api_key=bool(body.api_key),
+    )
     return _view(record, rt.fleet.by_name(record.name))
 
 
@@ -96,27 +108,32 @@ async def update_device(
     name: str,
     body: DeviceUpdate,
     request: Request,
-    _: Principal = require(Permission.DEVICES_WRITE),
+    who: Principal = require(Permission.DEVICES_WRITE),
 ) -> dict[str, Any]:
     """Change priority, enabled, off-premises or the power figure."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     changes = body.model_dump(exclude_none=True)
+    audited = dict(changes)
     power = changes.pop("power_w", None)
     if power is not None:
         await service.set_power(rt.store, name, power)
     record = await rt.store.edit(name, **changes) if changes else await rt.store.get(name)
     rt.fleet.sync(await rt.store.list_devices())
+    record_admin(request, who, "devices.update", name, **audited)
     return _view(record, rt.fleet.by_name(name))
 
 
 @router.delete("/{name}", status_code=204, summary="Remove a device")
 async def remove_device(
-    name: str, request: Request, _: Principal = require(Permission.DEVICES_WRITE)
+    name: str, request: Request, who: Principal = require(Permission.DEVICES_WRITE)
 ) -> None:
     """Unregister a device; requests in flight on it finish."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     await rt.store.remove(name)
     rt.fleet.sync(await rt.store.list_devices())
+    record_admin(request, who, "devices.remove", name)
 
 
 @router.post("/{name}/probe", summary="Probe a device now")

@@ -62,11 +62,15 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
     try:
         if not principal.may_use_model(request.model):
             # As if it did not exist: a tenant learns nothing of models it may not use.
-            raise ModelNotFound(f"The model '{request.model}' does not exist", param="model")
+            missing = ModelNotFound(f"The model '{request.model}' does not exist", param="model")
+            rt.ledger.refused(principal, op, request.model, missing, stream=stream)
+            raise missing
         max_tokens = getattr(request, "max_completion_tokens", None) or getattr(
             request, "max_tokens", None
         )
-        entry = await rt.ledger.open(principal, op, request.model, len(body), max_tokens)
+        entry = await rt.ledger.open(
+            principal, op, request.model, body, stream=stream, max_tokens=max_tokens
+        )
         answer = await rt.dispatcher.open(
             InferenceRequest(op=op, model=request.model, raw=body, stream=stream),
             request.model,
@@ -75,7 +79,7 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)
         if entry is not None:
-            await rt.ledger.close(entry, device=None, status=exc.status)
+            await rt.ledger.close(entry, device=None, status=exc.status, error=exc.code)
         return
     except BaseException:
         if entry is not None:
@@ -99,7 +103,11 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await send({"type": "http.response.body", "body": answer.body})
         # Accounting after the answer left: the client does not wait for it.
         await rt.ledger.close_body(
-            entry, device=answer.device.name, status=answer.status, body=answer.body
+            entry,
+            device=answer.device.name,
+            status=answer.status,
+            body=answer.body,
+            attempts=answer.attempts,
         )
         return
     headers = {
@@ -110,7 +118,7 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
     relay = rt.dispatcher.relay(answer)
     try:
         await StreamingResponse(
-            rt.ledger.tallied(entry, answer.device.name, relay),
+            rt.ledger.tallied(entry, answer, relay),
             headers=headers,
             media_type="text/event-stream",
         )(scope, receive, send)
@@ -120,7 +128,9 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await relay.aclose()
         answer.upstream.close()
         rt.dispatcher.finish(answer)
-        await asyncio.shield(rt.ledger.close(entry, device=answer.device.name, status=499))
+        await asyncio.shield(
+            rt.ledger.close(entry, device=answer.device.name, status=499, error="client_closed")
+        )
 
 
 def openapi_paths() -> dict[str, Any]:

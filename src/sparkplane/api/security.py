@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import require
-from sparkplane.api.deps import runtime
+from sparkplane.api.deps import record_admin, runtime
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission, Role
-from sparkplane.security.tenancy import Limits, Prices, TenantPolicy
+from sparkplane.security.tenancy import Limits, Prices, TenantPolicy, TenantRecord
 
 router = APIRouter(prefix="/api", tags=["security"])
 TenantName = Annotated[
@@ -58,12 +58,15 @@ async def list_tenants(
 
 @router.post("/tenants", status_code=201, summary="Create a tenant")
 async def create_tenant(
-    body: TenantCreate, request: Request, _: Principal = require(Permission.TENANTS_MANAGE)
+    body: TenantCreate, request: Request, who: Principal = require(Permission.TENANTS_MANAGE)
 ) -> dict[str, Any]:
     """Create a tenant."""
-    tenant = await runtime(request).tenants.create(
+    rt = runtime(request)
+    rt.audit.raise_if_closed()
+    tenant = await rt.tenants.create(
         body.name, policy=body.policy, limits=body.limits, prices=body.prices
     )
+    record_admin(request, who, "tenants.create", tenant.name, **_settings_of(tenant))
     return tenant.public()
 
 
@@ -80,15 +83,19 @@ async def update_tenant(
     name: str,
     body: TenantUpdate,
     request: Request,
-    _: Principal = require(Permission.TENANTS_MANAGE),
+    who: Principal = require(Permission.TENANTS_MANAGE),
 ) -> dict[str, Any]:
     """Replace a tenant's policy, limits or prices, or disable it."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     await rt.tenants.get(name)
     tenant = await rt.tenants.update(
         name, policy=body.policy, limits=body.limits, prices=body.prices, disabled=body.disabled
     )
     rt.authenticator.forget()
+    record_admin(
+        request, who, "tenants.update", name, **body.model_dump(mode="json", exclude_none=True)
+    )
     return tenant.public()
 
 
@@ -106,23 +113,32 @@ async def list_keys(
 
 @router.post("/keys", status_code=201, summary="Create a key")
 async def create_key(
-    body: KeyCreate, request: Request, _: Principal = require(Permission.KEYS_MANAGE)
+    body: KeyCreate, request: Request, who: Principal = require(Permission.KEYS_MANAGE)
 ) -> dict[str, Any]:
     """Create a key; `key` in the answer is shown this once and never stored."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     tenant = await rt.tenants.get(body.tenant)
     record, key = await rt.keys.create(
         tenant, Role(body.role), name=body.name, expires_at=body.expires_at, limits=body.limits
     )
+    record_admin(request, who, "keys.create", record.id, tenant=tenant.name, role=record.role.value)
     return {**record.public(tenant.name), "key": key}
 
 
 @router.delete("/keys/{key_id}", summary="Revoke a key")
 async def revoke_key(
-    key_id: str, request: Request, _: Principal = require(Permission.KEYS_MANAGE)
+    key_id: str, request: Request, who: Principal = require(Permission.KEYS_MANAGE)
 ) -> dict[str, Any]:
     """Revoke a key; every process refuses it within `auth_cache_s`."""
     rt = runtime(request)
+    rt.audit.raise_if_closed()
     record = await rt.keys.revoke(key_id)
     rt.authenticator.forget()
+    record_admin(request, who, "keys.revoke", record.id)
     return record.public()
+
+
+def _settings_of(tenant: TenantRecord) -> dict[str, Any]:
+    doc = tenant.public()
+    return {k: doc[k] for k in ("policy", "limits", "prices")}

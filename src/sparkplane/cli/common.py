@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import tomllib
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -17,8 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.config import Settings, load_settings
 from sparkplane.db import migrate
-from sparkplane.db.engine import create_engine
+from sparkplane.db.engine import create_engine, session_factory
 from sparkplane.errors import SparkplaneError
+from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_events import AdminEvent
+from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.keys import redact
 
 T = TypeVar("T")
@@ -76,3 +80,21 @@ async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+async def audit_admin(engine: AsyncEngine, action: str, target: str, **details: Any) -> None:
+    """Append a change made from the command line to the audit log, and wait for it."""
+    log = AuditLog(AuditStore(session_factory(engine)))
+    await log.start()
+    try:
+        log.record(
+            AdminEvent(
+                action=action,
+                tenant_id=None,
+                key_id=None,
+                target=target,
+                details={"via": "cli", "user": getpass.getuser(), **details},
+            )
+        )
+    finally:
+        await log.stop()

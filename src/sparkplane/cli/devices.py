@@ -14,7 +14,7 @@ from rich.table import Table
 
 from sparkplane.backends.http import new_session
 from sparkplane.backends.registry import make_backend
-from sparkplane.cli.common import ConfigOption, console, database, run, settings_from
+from sparkplane.cli.common import ConfigOption, audit_admin, console, database, run, settings_from
 from sparkplane.db.engine import session_factory
 from sparkplane.errors import UpstreamError
 from sparkplane.fleet import service
@@ -49,7 +49,7 @@ def add(
 
     async def go() -> DeviceRecord:
         async with database(settings) as engine, new_session() as http:
-            return await service.register(
+            record = await service.register(
                 DeviceStore(session_factory(engine)),
                 http,
                 url=url,
@@ -60,6 +60,17 @@ def add(
                 api_key=api_key,
                 probe_timeout=settings.probe_timeout_s,
             )
+            await audit_admin(
+                engine,
+                "devices.add",
+                record.name,
+                url=record.url,
+                kind=record.kind,
+                priority=priority,
+                off_prem=off_prem,
+                has_api_key=bool(api_key),
+            )
+            return record
 
     record = run(go())
     models = f"{len(record.models)} model(s)" if record.models else "no models yet"
@@ -139,6 +150,7 @@ def remove(name: str, config: ConfigOption = None) -> None:
     async def go() -> None:
         async with database(settings) as engine:
             await DeviceStore(session_factory(engine)).remove(name)
+            await audit_admin(engine, "devices.remove", name)
 
     run(go())
     console.print(f"removed {name}")
@@ -157,7 +169,9 @@ def power(
 
     async def go() -> DeviceRecord:
         async with database(settings) as engine:
-            return await service.set_power(DeviceStore(session_factory(engine)), name, watts)
+            record = await service.set_power(DeviceStore(session_factory(engine)), name, watts)
+            await audit_admin(engine, "devices.update", name, power_w=watts)
+            return record
 
     record = run(go())
     figure = record.extra.get("power_w")

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
-from sparkplane.cli.common import ConfigOption, console, database, fail, run, settings_from
+from sparkplane.cli.common import (
+    ConfigOption,
+    audit_admin,
+    console,
+    database,
+    fail,
+    run,
+    settings_from,
+)
 from sparkplane.db.engine import session_factory
 from sparkplane.security.bootstrap import DEFAULT_TENANT, first_admin
 from sparkplane.security.rbac import KEY_ROLES, Role
@@ -55,7 +63,10 @@ def register(app: typer.Typer) -> None:
         async def go() -> tuple[TenantRecord, KeyRecord, str] | None:
             async with database(settings) as engine:
                 sessions = session_factory(engine)
-                return await first_admin(TenantStore(sessions), KeyStore(sessions), tenant)
+                made = await first_admin(TenantStore(sessions), KeyStore(sessions), tenant)
+                if made is not None:
+                    await audit_admin(engine, "auth.bootstrap", made[1].id, tenant=tenant)
+                return made
 
         made = run(go())
         if made is None:
@@ -117,9 +128,17 @@ def tenants_create(
 
     async def go() -> TenantRecord:
         async with database(settings) as engine:
-            return await TenantStore(session_factory(engine)).create(
+            tenant = await TenantStore(session_factory(engine)).create(
                 name, policy=parsed[0], limits=parsed[1], prices=parsed[2]
             )
+            doc = tenant.public()
+            await audit_admin(
+                engine,
+                "tenants.create",
+                name,
+                **{k: doc[k] for k in ("policy", "limits", "prices")},
+            )
+            return tenant
 
     tenant = run(go())
     console.print(f"created tenant [bold]{tenant.name}[/bold] ({tenant.id})")
@@ -146,9 +165,18 @@ def tenants_update(
 
     async def go() -> TenantRecord:
         async with database(settings) as engine:
-            return await TenantStore(session_factory(engine)).update(
+            tenant = await TenantStore(session_factory(engine)).update(
                 name, policy=parsed[0], limits=parsed[1], prices=parsed[2], disabled=disable
             )
+            changed: dict[str, Any] = {
+                k: v.model_dump(mode="json")
+                for k, v in zip(("policy", "limits", "prices"), parsed, strict=True)
+                if v is not None
+            }
+            if disable is not None:
+                changed["disabled"] = disable
+            await audit_admin(engine, "tenants.update", name, **changed)
+            return tenant
 
     typer.echo(json.dumps(run(go()).public(), indent=2))
 
@@ -230,9 +258,11 @@ def keys_create(
         async with database(settings) as engine:
             sessions = session_factory(engine)
             record = await TenantStore(sessions).get(tenant)
-            return await KeyStore(sessions).create(
+            made = await KeyStore(sessions).create(
                 record, Role(role), name=name, expires_at=when, limits=key_limits
             )
+            await audit_admin(engine, "keys.create", made[0].id, tenant=tenant, role=role)
+            return made
 
     record, key = run(go())
     show_new_key(key, record, tenant)
@@ -283,7 +313,9 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
 
     async def go() -> KeyRecord:
         async with database(settings) as engine:
-            return await KeyStore(session_factory(engine)).revoke(key_id)
+            record = await KeyStore(session_factory(engine)).revoke(key_id)
+            await audit_admin(engine, "keys.revoke", key_id)
+            return record
 
     record = run(go())
     console.print(f"revoked key {record.id}")

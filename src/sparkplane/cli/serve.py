@@ -9,7 +9,7 @@ from typing import Annotated
 import structlog
 import typer
 
-from sparkplane.cli.common import ConfigOption, database, fail, run, settings_from
+from sparkplane.cli.common import ConfigOption, audit_admin, database, fail, run, settings_from
 from sparkplane.config import Settings
 from sparkplane.db.engine import session_factory
 from sparkplane.logs import configure
@@ -59,6 +59,8 @@ async def _bootstrap(settings: Settings) -> None:
     async with database(settings) as engine:
         sessions = session_factory(engine)
         made = await first_admin(TenantStore(sessions), KeyStore(sessions))
+        if made is not None:
+            await audit_admin(engine, "auth.bootstrap", made[1].id, tenant=made[0].name)
     if made is not None:
         from sparkplane.cli.security import show_new_key
 

@@ -59,6 +59,7 @@ class Answer:
     stream: AsyncIterator[bytes] | None = None
     released: bool = False  # the device's in-flight slot is already given back
     settled: bool = False
+    outcome: int | None = None  # the status it ended with (a broken stream: 502/504)
 
 
 class Dispatcher:
@@ -230,6 +231,7 @@ class Dispatcher:
             answer.released = True
             device.inflight -= 1
         status = answer.status if status is None else status
+        answer.outcome = status
         elapsed = self._clock() - answer.started
         if status < 500:
             device.observe(elapsed)

@@ -1,10 +1,12 @@
-"""The accounting around one inference request: limits before, usage after.
+"""The accounting around one inference request: the audit gate and limits
+before, usage and an audit entry after.
 
-`open()` admits the request against the caller's key and tenant limits (429
-otherwise) before anything is sent to a device; `close()` runs exactly once
+`open()` refuses the request while audit entries cannot be written
+(fail-closed) and admits it against the caller's key and tenant limits (429
+otherwise), before anything is sent to a device. `close()` runs exactly once
 when the request is over, whatever the outcome: it settles the limiter with
-the real token counts and hands a usage record to the meter (which writes in
-the background: no database work on the request path).
+the real token counts, hands a usage record to the meter and an entry to the
+audit log. Both write in the background: no database work on the request path.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from sparkplane.backends.base import Operation
+from sparkplane.errors import SparkplaneError
+from sparkplane.scheduler.dispatch import Answer
+from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_events import InferenceEvent
 from sparkplane.security.limits import Limiter, Ticket
 from sparkplane.security.principal import Principal
 from sparkplane.usage.meter import Meter
@@ -37,20 +46,27 @@ class Entry:
     principal: Principal
     op: Operation
     model: str
+    stream: bool
     request_bytes: int
     ticket: Ticket
     started: float
+    content: dict[str, Any] | None = None  # only for tenants that opted in
     closed: bool = False
 
 
 class Ledger:
-    """Limits and metering for inference requests."""
+    """Audit gate, limits, metering and audit entries for inference requests."""
 
     def __init__(
-        self, limiter: Limiter, meter: Meter, clock: Callable[[], float] = time.monotonic
+        self,
+        limiter: Limiter,
+        meter: Meter,
+        audit: AuditLog,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limiter = limiter
         self._meter = meter
+        self._audit = audit
         self._clock = clock
 
     async def open(
@@ -58,31 +74,66 @@ class Ledger:
         principal: Principal,
         op: Operation,
         model: str,
-        request_bytes: int,
+        body: bytes,
+        *,
+        stream: bool,
         max_tokens: int | None,
     ) -> Entry:
-        """Admit the request (raises RateLimited or Unavailable) and start its entry."""
-        if op is Operation.EMBEDDING:
-            estimate = estimate_prompt(request_bytes)
-        else:
-            estimate = admission_estimate(request_bytes, max_tokens)
-        ticket = await self._limiter.admit(principal, tokens=estimate)
-        return Entry(principal, op, model, request_bytes, ticket, self._clock())
+        """Admit the request or raise (Unavailable when audit is down, RateLimited)."""
+        self._audit.raise_if_closed()
+        size = len(body)
+        estimate = (
+            estimate_prompt(size)
+            if op is Operation.EMBEDDING
+            else admission_estimate(size, max_tokens)
+        )
+        try:
+            ticket = await self._limiter.admit(principal, tokens=estimate)
+        except SparkplaneError as exc:
+            self.refused(principal, op, model, exc, stream=stream)
+            raise
+        content = {"request": orjson.loads(body)} if principal.policy.audit_content else None
+        return Entry(principal, op, model, stream, size, ticket, self._clock(), content)
+
+    def refused(
+        self, principal: Principal, op: Operation, model: str, exc: SparkplaneError, *, stream: bool
+    ) -> None:
+        """Audit a request refused before it was admitted (limits, policy, unknown model)."""
+        self._audit.record(
+            InferenceEvent(
+                tenant_id=principal.tenant_id or None,
+                key_id=principal.key_id or None,
+                model=model,
+                op=op.value,
+                status=exc.status,
+                stream=stream,
+                error=exc.code,
+            )
+        )
 
     async def close(
-        self, entry: Entry, *, device: str | None, status: int, tokens: TokenCount = NOTHING
+        self,
+        entry: Entry,
+        *,
+        device: str | None,
+        status: int,
+        tokens: TokenCount = NOTHING,
+        attempts: int = 0,
+        error: str | None = None,
+        answer: bytes | None = None,
     ) -> None:
-        """Settle limits with what was really used and record the usage (once)."""
+        """Settle limits with what was really used; record usage and audit (once)."""
         if entry.closed:
             return
         entry.closed = True
         elapsed = self._clock() - entry.started
         await self._limiter.settle(entry.ticket, tokens=tokens.total, images=0)
         principal = entry.principal
+        tenant_id, key_id = principal.tenant_id or None, principal.key_id or None
         self._meter.record(
             UsageRecord(
-                tenant_id=principal.tenant_id or None,
-                key_id=principal.key_id or None,
+                tenant_id=tenant_id,
+                key_id=key_id,
                 kind=entry.op.value,
                 model=entry.model,
                 device=device,
@@ -94,14 +145,38 @@ class Ledger:
                 estimated=tokens.estimated,
             )
         )
+        content = entry.content
+        if content is not None and answer is not None:
+            content = {**content, "response": _json_or_text(answer)}
+        self._audit.record(
+            InferenceEvent(
+                tenant_id=tenant_id,
+                key_id=key_id,
+                model=entry.model,
+                op=entry.op.value,
+                status=status,
+                device=device,
+                stream=entry.stream,
+                tokens_in=tokens.tokens_in,
+                tokens_out=tokens.tokens_out,
+                attempts=attempts,
+                duration_ms=round(elapsed * 1000, 3),
+                error=error,
+                content=content,
+            )
+        )
 
-    async def close_body(self, entry: Entry, *, device: str, status: int, body: bytes) -> None:
+    async def close_body(
+        self, entry: Entry, *, device: str, status: int, body: bytes, attempts: int
+    ) -> None:
         """Close after a plain answer, counting its tokens."""
         tokens = count_body(body, entry.request_bytes) if status < 400 else NOTHING
-        await self.close(entry, device=device, status=status, tokens=tokens)
+        await self.close(
+            entry, device=device, status=status, tokens=tokens, attempts=attempts, answer=body
+        )
 
     async def tallied(
-        self, entry: Entry, device: str, stream: AsyncIterator[bytes]
+        self, entry: Entry, answer: Answer, stream: AsyncIterator[bytes]
     ) -> AsyncIterator[bytes]:
         """Pass a stream through, counting its tokens; closes the entry when it ends."""
         tally = StreamTally(entry.request_bytes)
@@ -113,5 +188,18 @@ class Ledger:
             # Shielded: a client that leaves cancels this generator, but the limiter
             # must still be settled (a Redis round trip may be in flight).
             await asyncio.shield(
-                self.close(entry, device=device, status=200, tokens=tally.result())
+                self.close(
+                    entry,
+                    device=answer.device.name,
+                    status=answer.outcome or answer.status,
+                    tokens=tally.result(),
+                    attempts=answer.attempts,
+                )
             )
+
+
+def _json_or_text(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace")
