@@ -79,17 +79,28 @@ class FakeOpenAIEngine:
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
-            return _error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self.behaviour.models]
+            return _error(
+                401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": self.name}
+            for m in self.behaviour.models
+        ]
         return web.json_response({"object": "list", "data": data})
 
-    async def _prelude(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+    async def _prelude(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any] | None, web.Response | None]:
         if not self._authorized(request):
-            return None, _error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+            return None, _error(
+                401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return None, _error(400, "We could not parse the JSON body", "invalid_request_error", None)
+            return None, _error(
+                400, "We could not parse the JSON body", "invalid_request_error", None
+            )
         self.requests.append(body)
         b = self.behaviour
         if b.hang:
@@ -99,7 +110,12 @@ class FakeOpenAIEngine:
         if b.fail_status is not None:
             return None, _error(b.fail_status, "The engine failed", "server_error", None)
         if body.get("model") not in b.models:
-            return None, _error(404, f"The model `{body.get('model')}` does not exist", "invalid_request_error", "model_not_found")
+            return None, _error(
+                404,
+                f"The model `{body.get('model')}` does not exist",
+                "invalid_request_error",
+                "model_not_found",
+            )
         return body, None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -111,23 +127,58 @@ class FakeOpenAIEngine:
         if body.get("stream"):
             words = _split(self.behaviour.reply, self.behaviour.chunks)
             chunks = [
-                {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
-                              "finish_reason": None}]}
+                {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": w}
+                            if i == 0
+                            else {"content": w},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
                 for i, w in enumerate(words)
             ]
-            chunks.append({"id": ident, "object": "chat.completion.chunk", "created": created,
-                           "model": body["model"], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            chunks.append(
+                {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
             return await self._stream(request, chunks)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        prompt_tokens = sum(
+            len(str(m.get("content", "")).split()) for m in body.get("messages", [])
+        )
         completion_tokens = len(self.behaviour.reply.split())
-        return web.json_response({
-            "id": ident, "object": "chat.completion", "created": created, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.behaviour.reply},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }, headers={"x-engine": self.name})
+        return web.json_response(
+            {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": self.behaviour.reply},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+            headers={"x-engine": self.name},
+        )
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body, error = await self._prelude(request)
@@ -137,16 +188,37 @@ class FakeOpenAIEngine:
         ident = f"cmpl-{uuid.uuid4().hex[:12]}"
         if body.get("stream"):
             chunks = [
-                {"id": ident, "object": "text_completion", "created": created, "model": body["model"],
-                 "choices": [{"index": 0, "text": w, "finish_reason": None, "logprobs": None}]}
+                {
+                    "id": ident,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "text": w, "finish_reason": None, "logprobs": None}],
+                }
                 for w in _split(self.behaviour.reply, self.behaviour.chunks)
             ]
             return await self._stream(request, chunks)
-        return web.json_response({
-            "id": ident, "object": "text_completion", "created": created, "model": body["model"],
-            "choices": [{"index": 0, "text": self.behaviour.reply, "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": len(self.behaviour.reply.split()), "total_tokens": 1 + len(self.behaviour.reply.split())},
-        })
+        return web.json_response(
+            {
+                "id": ident,
+                "object": "text_completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": self.behaviour.reply,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 1,
+                    "completion_tokens": len(self.behaviour.reply.split()),
+                    "total_tokens": 1 + len(self.behaviour.reply.split()),
+                },
+            }
+        )
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body, error = await self._prelude(request)
@@ -155,17 +227,36 @@ class FakeOpenAIEngine:
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
         dim = self.behaviour.embedding_dim
-        data = [{"object": "embedding", "index": i, "embedding": [float((hash(str(x)) >> k) & 7) for k in range(dim)]}
-                for i, x in enumerate(items)]
-        return web.json_response({"object": "list", "data": data, "model": body["model"],
-                                  "usage": {"prompt_tokens": len(items), "total_tokens": len(items)}})
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": [float((hash(str(x)) >> k) & 7) for k in range(dim)],
+            }
+            for i, x in enumerate(items)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": len(items), "total_tokens": len(items)},
+            }
+        )
 
-    async def _stream(self, request: web.Request, chunks: list[dict[str, Any]]) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-engine": self.name})
+    async def _stream(
+        self, request: web.Request, chunks: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "x-engine": self.name}
+        )
         await response.prepare(request)
         try:
             for i, chunk in enumerate(chunks):
-                if self.behaviour.break_stream_after is not None and i >= self.behaviour.break_stream_after:
+                if (
+                    self.behaviour.break_stream_after is not None
+                    and i >= self.behaviour.break_stream_after
+                ):
                     assert request.transport is not None
                     request.transport.close()
                     return response
