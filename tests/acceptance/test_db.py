@@ -50,14 +50,13 @@ async def test_upgrade_on_postgresql_creates_the_tables_at_head(cli: Cli) -> Non
     assert not (cli.home / "sparkplane.db").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cli/common.run() only turns SparkplaneError into a message; a refused "
-    "database connection (OSError from the driver) escapes as a traceback",
-)
 async def test_an_unreachable_database_is_a_clear_error(cli: Cli) -> None:
     cli.settings["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
     result = await cli("db", "upgrade")
     assert result.code != 0, result
-    assert "Traceback" not in result.output, result
+    if "Traceback" in result.output:
+        pytest.xfail(
+            "bug: cli/common.run() only turns SparkplaneError into a message; a refused "
+            "database connection (OSError from the driver) escapes as a traceback"
+        )
     assert "error:" in result.stderr

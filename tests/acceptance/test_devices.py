@@ -133,13 +133,14 @@ async def test_explicit_kind_registers_a_device_that_is_down(cli: Cli) -> None:
     assert (device["name"], device["health"], device["models"]) == ("later", "unknown", [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: commands other than serve leave structlog unconfigured, so its "
-    "device_added line goes to stdout with the command's own output",
-)
 async def test_add_prints_only_its_result_on_stdout(cli: Cli) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = await cli("devices", "add", url, "--kind", "openai", "--name", "quiet")
     assert result.code == 0, result
-    assert result.stdout.splitlines() == [f"added quiet (openai, {url}): no models yet"]
+    expected = [f"added quiet (openai, {url}): no models yet"]
+    if result.stdout.splitlines() != expected and "device_added" in result.stdout:
+        pytest.xfail(
+            "bug: commands other than serve leave structlog unconfigured, so its "
+            "device_added line goes to stdout with the command's own output"
+        )
+    assert result.stdout.splitlines() == expected
