@@ -38,6 +38,7 @@ async def test_add_detects_the_engine_and_list_shows_it(cli: Cli) -> None:
         assert device["has_api_key"] is False
 
 
+@pytest.mark.slow
 async def test_probe_reports_health_then_failure_and_remove_unregisters(cli: Cli) -> None:
     engine = FakeOpenAIEngine()
     async with engine:
