@@ -154,13 +154,18 @@ def read_report(path: Path) -> Report:
     findings: list[Finding] = []
     errors: list[str] = []
     seed = "?"
+    finished = False
     for line in path.read_text().splitlines():
         event = json.loads(line)
         (kind, data), *_ = event.items()
         if kind == "Initialize":
             seed = str(data.get("seed"))
-        elif kind == "NonFatalError" or kind == "FatalError":
-            errors.append(json.dumps(data)[:2000])
+        elif kind in ("NonFatalError", "FatalError", "Interrupted"):
+            errors.append(f"{kind}: {json.dumps(data)[:2000]}")
+        elif kind == "EngineFinished":
+            finished = True
+            if data.get("stop_reason") != "completed":
+                errors.append(f"the run stopped early: {data.get('stop_reason')}")
         elif kind == "ScenarioFinished":
             recorder = data.get("recorder") or {}
             cases = recorder.get("cases", {})
@@ -192,6 +197,8 @@ def read_report(path: Path) -> Report:
                             exchange=by_case.get(case_id),
                         )
                     )
+    if not finished:
+        errors.append("the run did not finish")
     return Report(exchanges, findings, errors, seed)
 
 
