@@ -33,13 +33,20 @@ LOCAL_ENGINES = (
 
 def check_url(url: str) -> str:
     """Reject anything but an absolute http(s) URL with a host."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise BadRequest(f"malformed device URL: {url!r}", param="url") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest(f"device URL must be http(s)://host[:port]: {url!r}", param="url")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
         raise BadRequest(f"bad port in device URL: {url!r}", param="url") from exc
+    try:
+        parts.hostname.encode("idna")  # what the HTTP client does; fails on "a..b"
+    except UnicodeError as exc:
+        raise BadRequest(f"bad host name in device URL: {url!r}", param="url") from exc
     return url.rstrip("/")
 
 
@@ -51,6 +58,13 @@ def check_name(name: str) -> str:
             param="name",
         )
     return name
+
+
+def check_api_key(api_key: str | None) -> str | None:
+    """The key goes into an HTTP header: control characters would break (or inject) it."""
+    if api_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in api_key):
+        raise BadRequest("api_key must not contain control characters", param="api_key")
+    return api_key
 
 
 def default_name(url: str, kind: str) -> str:
@@ -76,6 +90,7 @@ async def register(
     """Register a device. With kind `auto` the engine must answer a probe now;
     with an explicit kind it may be down and is probed by the health loop."""
     url = check_url(url)
+    api_key = check_api_key(api_key)
     if kind != "auto" and kind not in KINDS:
         raise BadRequest(
             f"unknown kind {kind!r}; use auto or one of {', '.join(KINDS)}", param="kind"

@@ -83,6 +83,8 @@ class DeviceStore:
         unknown = set(changes) - EDITABLE
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
+        if not changes:  # an UPDATE with an empty SET is a syntax error
+            return await self.get(name)
         async with self._sessions() as session:
             result = await session.execute(
                 update(DeviceRow).where(DeviceRow.name == name).values(**changes)
