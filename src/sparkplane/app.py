@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, audit, errors, health, openai, plan, security, usage
+from sparkplane.api import admin, audit, errors, health, openai, openapi, plan, security, usage
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -43,7 +43,7 @@ def create_app(
         description="One OpenAI-compatible endpoint over a fleet of GPU machines.",
         lifespan=lifespan,
     )
-    _document_inference_routes(app)
+    openapi.install(app)
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(admin.router)
@@ -71,20 +71,3 @@ def create_app(
             expose_headers=["x-sparkplane-device", "x-sparkplane-attempts", "x-request-id"],
         )
     return app
-
-
-def _document_inference_routes(app: FastAPI) -> None:
-    """Add the hot-path inference routes (served outside the router) to the OpenAPI schema."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            extra = openai.openapi_paths()
-            schema["paths"] = {**extra["paths"], **schema.get("paths", {})}
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(extra["schemas"])
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

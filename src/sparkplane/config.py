@@ -9,6 +9,7 @@ documented in docs/configuration.md; a test keeps the two in step.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,6 +165,10 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+class SettingsFileError(ValueError):
+    """The settings file cannot be read as TOML."""
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read settings from the TOML file, the environment and explicit overrides.
 
@@ -178,6 +183,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             config_file = DEFAULT_CONFIG_FILE
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"config file not found: {config_file}")
+    if config_file is not None:
+        try:
+            tomllib.loads(config_file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsFileError(f"{config_file} is not valid TOML: {exc}") from exc
     clean = {k: v for k, v in overrides.items() if v is not None}
     for name in SECRET_FIELDS:
         secret_file = os.environ.get(f"SPARKPLANE_{name.upper()}_FILE")

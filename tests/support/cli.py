@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +23,7 @@ import httpx
 from tests.support.net import free_port
 
 SPARKPLANE = Path(sys.executable).with_name("sparkplane")
+KEY = re.compile(r"sp-[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,22 @@ class Cli:
         assert process.returncode is not None
         return CliResult(args, process.returncode, out.decode(), err.decode())
 
+    async def admin_key(self) -> str | None:
+        """An admin key for this home, made once with `sparkplane init` (None when the
+        home's settings turn auth off); kept in the home for later calls."""
+        if self.settings.get("AUTH_ENABLED", "true").lower() in ("false", "0", "no"):
+            return None
+        kept = self.home / "test-admin-key"
+        if kept.exists():
+            return kept.read_text()
+        result = await self("init")
+        found = KEY.search(result.stdout)
+        assert result.code == 0, str(result)
+        assert found is not None, str(result)
+        self.home.mkdir(parents=True, exist_ok=True)
+        kept.write_text(found.group(0))
+        return found.group(0)
+
 
 @dataclass
 class Served:
@@ -123,6 +141,8 @@ async def serving(
     On exit the process gets SIGTERM (then SIGKILL after 20 s) unless it already ended.
     """
     port = port or free_port()
+    key = await cli.admin_key()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     log = cli.cwd / f"serve-{port}.log"
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
@@ -137,7 +157,7 @@ async def serving(
             stderr=asyncio.subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         served = Served(process, url, client, log)
         try:
             await _until_ready(served, ready_timeout)

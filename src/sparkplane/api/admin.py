@@ -22,8 +22,13 @@ Kind = Literal["auto", "openai", "ollama", "comfyui"]
 class DeviceCreate(BaseModel):
     """A device to register."""
 
-    url: Annotated[str, Field(min_length=1, max_length=500)]
-    name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    url: Annotated[
+        str, Field(min_length=8, max_length=500, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+")
+    ]
+    name: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+        | None
+    ) = None
     kind: Kind = "auto"
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     off_prem: bool = False

@@ -27,11 +27,15 @@ async def list_entries(
     request: Request,
     since: Annotated[datetime | None, Query(description="Entries at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Entries before (ISO 8601).")] = None,
-    tenant: Annotated[str | None, Query(description="A tenant's name or id.")] = None,
+    tenant: Annotated[
+        str | None, Query(max_length=100, description="A tenant's name or id.")
+    ] = None,
     action: Annotated[
         str | None, Query(max_length=61, description="An action; `keys.*` for a prefix.")
     ] = None,
-    after_seq: Annotated[int | None, Query(ge=0, description="Entries after this seq.")] = None,
+    after_seq: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Entries after this seq.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     _: Principal = require(Permission.AUDIT_READ),
 ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -91,8 +92,26 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return json_error(exc.status_code, str(exc.detail), type_, code, None, dict(exc.headers or {}))
 
 
+def _data_error(request: Request, exc: Exception) -> Response:
+    # The database refused a value the API let through (a NUL character in text
+    # for PostgreSQL, a number past 64 bits): the caller's input, so a 400.
+    return json_error(
+        400,
+        "a value in the request cannot be stored or looked up",
+        "invalid_request_error",
+        "invalid_value",
+    )
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", action="api.error", path=request.url.path, exc_info=exc)
+    return json_error(500, "internal error", "internal_error", "internal_error")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(SparkplaneError, _sparkplane_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from sparkplane.api.auth import principal_of
 from sparkplane.api.deps import runtime
@@ -31,7 +31,7 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "devices": len(rt.fleet)})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition (keyless when `metrics_public`, else metrics:read)."""
     principal = principal_of(request.scope)

@@ -94,6 +94,17 @@ class GatewayMiddleware:
         if length > self.max_body:
             await _too_large(send, self.max_body, rid_header)
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # No name, id or filter sparkplane knows contains NUL, and databases refuse it.
+            await _error(
+                send,
+                400,
+                "NUL characters are not allowed in the URL",
+                "invalid_request_error",
+                "invalid_request",
+                rid_header,
+            )
+            return
 
         try:
             await self._authenticate(scope)
@@ -121,6 +132,17 @@ class GatewayMiddleware:
 
         self.lifecycle.enter()
         try:
+            if scope["path"] in openai.INFERENCE_ROUTES and scope["method"] != "POST":
+                await _error(
+                    send,
+                    405,
+                    "use POST",
+                    "invalid_request_error",
+                    "method_not_allowed",
+                    rid_header,
+                    allow=b"POST",
+                )
+                return
             if scope["method"] == "POST" and scope["path"] in openai.INFERENCE_ROUTES:
                 body = await _read_body(receive, self.max_body)
                 if body is None:
@@ -225,9 +247,12 @@ async def _error(
     rid: tuple[bytes, bytes],
     *,
     www_authenticate: bool = False,
+    allow: bytes | None = None,
 ) -> None:
     body = orjson.dumps(error_body(message, type_, code))
     headers = [_JSON, (b"content-length", str(len(body)).encode()), rid]
+    if allow is not None:
+        headers.append((b"allow", allow))
     if www_authenticate:
         headers.append((b"www-authenticate", b'Bearer realm="sparkplane"'))
     else:

@@ -154,11 +154,8 @@ def openapi_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": {"description": "The engine's answer (JSON, or SSE when streaming)"},
-                    "400": {"description": "Malformed request"},
-                    "404": {"description": "Unknown model"},
-                    "413": {"description": "Body too large"},
-                    "503": {"description": "No healthy device"},
-                    "504": {"description": "Upstream timeout"},
+                    "502": {"description": "The device failed or dropped the connection"},
+                    "504": {"description": "The device did not answer in time"},
                 },
             }
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import require
@@ -43,7 +43,7 @@ class KeyCreate(BaseModel):
 
     tenant: TenantName
     role: Literal["admin", "operator", "member", "auditor"] = "member"
-    name: Annotated[str, Field(max_length=100)] = ""
+    name: Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f]*$")] = ""
     expires_at: datetime | None = None
     limits: Limits = Limits()
 
@@ -101,7 +101,9 @@ async def update_tenant(
 
 @router.get("/keys", summary="List keys")
 async def list_keys(
-    request: Request, tenant: str | None = None, _: Principal = require(Permission.KEYS_MANAGE)
+    request: Request,
+    tenant: Annotated[str | None, Query(max_length=100)] = None,
+    _: Principal = require(Permission.KEYS_MANAGE),
 ) -> dict[str, Any]:
     """Keys (ids, roles, state; never the keys)."""
     rt = runtime(request)

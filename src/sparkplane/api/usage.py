@@ -26,11 +26,24 @@ from sparkplane.usage.store import current_month
 
 router = APIRouter(prefix="/api/usage", tags=["usage"])
 
-MonthParam = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (UTC)")]
+MonthParam = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{3}[1-9]-(0[1-9]|1[0-2])$", description="YYYY-MM (UTC)"),
+]
 TenantParam = Annotated[str | None, Query(max_length=100, description="Tenant name")]
 
 
-@router.get("", summary="Usage and cost for a month", response_model=None)
+@router.get(
+    "",
+    summary="Usage and cost for a month",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report: JSON, or CSV with `format=csv`",
+            "content": {"application/json": {}, "text/csv": {}},
+        }
+    },
+)
 async def usage(
     request: Request,
     tenant: TenantParam = None,

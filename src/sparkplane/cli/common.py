@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import tomllib
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sparkplane.config import Settings, load_settings
+from sparkplane.config import Settings, SettingsFileError, load_settings
 from sparkplane.db import migrate
 from sparkplane.db.engine import create_engine, session_factory
 from sparkplane.errors import SparkplaneError
@@ -44,8 +43,8 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
         return load_settings(config, **overrides)
     except FileNotFoundError as exc:
         fail(str(exc))
-    except tomllib.TOMLDecodeError as exc:
-        fail(f"the settings file is not valid TOML: {exc}")
+    except SettingsFileError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot read settings: {exc}")
     except ValidationError as exc:

@@ -64,7 +64,8 @@ class HealthMonitor:
             opened = device.breaker.record_failure(self._clock())
             device.record.last_error = exc.message
             device.record.health = device.health
-            if opened:
+            # Only the first opening is news; a failed retry after the cool-down is not.
+            if opened and before not in ("unhealthy", "probing"):
                 log.warning(
                     "circuit_opened",
                     action="health.breaker",
