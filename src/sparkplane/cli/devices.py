@@ -14,7 +14,15 @@ from rich.table import Table
 
 from sparkplane.backends.http import new_session
 from sparkplane.backends.registry import make_backend
-from sparkplane.cli.common import ConfigOption, audit_admin, console, database, run, settings_from
+from sparkplane.cli.common import (
+    ConfigOption,
+    audit_admin,
+    console,
+    database,
+    fail,
+    run,
+    settings_from,
+)
 from sparkplane.db.engine import session_factory
 from sparkplane.errors import UpstreamError
 from sparkplane.fleet import service
@@ -135,8 +143,7 @@ def probe(name: str, config: ConfigOption = None) -> None:
 
     record = run(go())
     if record.health != "healthy":
-        console.print(f"[red]{record.name}: {record.last_error}[/red]")
-        raise typer.Exit(1)
+        fail(f"{record.name}: {record.last_error}")
     console.print(
         f"{record.name}: healthy, {record.latency_ms} ms, models: {_models(record.models, 20)}"
     )

@@ -60,9 +60,10 @@ class HealthMonitor:
         before = device.health
         try:
             result = await device.backend.probe()
-        except SparkplaneError as exc:
+        except Exception as exc:  # noqa: BLE001 - one device's odd failure must not stop the round
             opened = device.breaker.record_failure(self._clock())
-            device.record.last_error = exc.message
+            reason = exc.message if isinstance(exc, SparkplaneError) else f"probe failed: {exc!r}"
+            device.record.last_error = reason[:300]
             device.record.health = device.health
             # Only the first opening is news; a failed retry after the cool-down is not.
             if opened and before not in ("unhealthy", "probing"):
@@ -70,7 +71,7 @@ class HealthMonitor:
                     "circuit_opened",
                     action="health.breaker",
                     device=device.name,
-                    reason=exc.message,
+                    reason=reason,
                 )
             self._notify(device, before)
             return False
