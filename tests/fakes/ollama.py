@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 
 @dataclass
 class OllamaBehaviour:
@@ -50,51 +52,26 @@ class Received:
     body: dict[str, Any]
 
 
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     """Run with `async with FakeOllama() as ollama:`; `ollama.url` is its base URL."""
 
     def __init__(self, behaviour: OllamaBehaviour | None = None) -> None:
         self.behaviour = behaviour or OllamaBehaviour()
         self.requests: list[Received] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     @property
     def last(self) -> Received:
         """The latest inference request."""
         return self.requests[-1]
 
-    async def __aenter__(self) -> FakeOllama:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def start(self, port: int = 0) -> None:
-        """Listen on loopback (a free port unless given)."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """Ollama's endpoints."""
         app.router.add_get("/api/version", self._version)
         app.router.add_get("/api/tags", self._tags)
         app.router.add_post("/api/chat", self._chat)
         app.router.add_post("/api/generate", self._generate)
         app.router.add_post("/api/embed", self._embed)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        """Stop listening and drop open connections (like a crash)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": self.behaviour.version})

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 
 @dataclass
 class EngineBehaviour:
@@ -31,7 +33,7 @@ class EngineBehaviour:
     embedding_dim: int = 8
 
 
-class FakeOpenAIEngine:
+class FakeOpenAIEngine(LoopbackServer):
     """Run with `async with FakeOpenAIEngine() as engine:`; `engine.url` is its base URL."""
 
     def __init__(self, behaviour: EngineBehaviour | None = None, name: str = "fake") -> None:
@@ -39,40 +41,14 @@ class FakeOpenAIEngine:
         self.name = name
         self.requests: list[dict[str, Any]] = []
         self.cancelled = 0
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        """The engine's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> FakeOpenAIEngine:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def start(self, port: int = 0) -> None:
-        """Listen on loopback (a free port unless given)."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """OpenAI's endpoints."""
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        # A short shutdown: stopping the fake stands for a crash, not a graceful exit.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        """Stop listening and drop open connections (like a crash)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def _authorized(self, request: web.Request) -> bool:
         key = self.behaviour.api_key
