@@ -84,6 +84,11 @@ def _attempt(row: JobAttemptRow) -> Attempt:
     )
 
 
+def _postgres(session: AsyncSession) -> bool:
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
 def _tenant(query: Select[Any], tenant_id: str | None) -> Select[Any]:
     return query if tenant_id is None else query.where(JobRow.tenant_id == tenant_id)
 
@@ -159,7 +164,7 @@ class JobStore:
             .limit(limit)
         )
         async with self._sessions() as session:
-            if session.bind.dialect.name == "postgresql":
+            if _postgres(session):
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))
             if not rows:
@@ -356,7 +361,7 @@ class JobStore:
         expired = and_(JobRow.status == JobStatus.RUNNING.value, JobRow.lease_until < now)
         async with self._sessions() as session:
             query = select(JobRow.id, JobRow.attempts).where(expired)
-            if session.bind.dialect.name == "postgresql":
+            if _postgres(session):
                 query = query.with_for_update(skip_locked=True)
             found = list(await session.execute(query))
             for job_id, token in found:
