@@ -28,6 +28,9 @@ class Capabilities:
 
     definitions: Mapping[str, dict[str, Any]]
     combos: Mapping[str, Mapping[str, tuple[str, ...]]]
+    # Inputs that name an uploaded file (LoadImage's `image`): the client's uploads, not
+    # the device's folder, decide what is valid; sparkplane copies the file over.
+    uploads: Mapping[str, frozenset[str]] = field(default_factory=dict)
     fetched_at: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -35,6 +38,7 @@ class Capabilities:
         """Index a `/object_info` body."""
         definitions: dict[str, dict[str, Any]] = {}
         combos: dict[str, dict[str, tuple[str, ...]]] = {}
+        uploads: dict[str, frozenset[str]] = {}
         for name, entry in info.items():
             if not isinstance(entry, dict):
                 continue
@@ -42,10 +46,19 @@ class Capabilities:
             inputs = entry.get("input") or {}
             for section in ("required", "optional"):
                 for input_name, spec in (inputs.get(section) or {}).items():
-                    if isinstance(spec, list) and spec and isinstance(spec[0], list):
+                    if is_upload_input(spec):
+                        uploads[name] = uploads.get(name, frozenset()) | {input_name}
+                    elif isinstance(spec, list) and spec and isinstance(spec[0], list):
                         options = tuple(str(o) for o in spec[0])
                         combos.setdefault(name, {})[input_name] = options
-        return cls(definitions, combos)
+        return cls(definitions, combos, uploads)
+
+
+def is_upload_input(spec: Any) -> bool:
+    """Whether an input spec names an uploaded file (`{"image_upload": true}` and kin)."""
+    if not (isinstance(spec, list) and len(spec) > 1 and isinstance(spec[1], dict)):
+        return False
+    return any(k.endswith("_upload") and v is True for k, v in spec[1].items())
 
 
 @dataclass(frozen=True, slots=True)
