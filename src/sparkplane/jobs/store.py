@@ -335,7 +335,7 @@ class JobStore:
             await session.commit()
         return status
 
-    async def end_attempt(self, job_id: str, token: int, outcome: str, detail: str) -> None:
+    async def end_attempt(self, job_id: str, token: int, outcome: str, detail: str | None) -> None:
         """Note how an attempt ended without touching the job (a superseded attempt)."""
         async with self._sessions() as session:
             await self._end_attempt(session, job_id, token, outcome, detail)
