@@ -169,6 +169,8 @@ class JobRow(Base):
     outputs: Mapped[list[str]] = mapped_column(JSON, default=list)
     node_errors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     signature: Mapped[str] = mapped_column(String(64), default="")
+    # The tenant's placement policy when the job was submitted (allowed devices, off-prem).
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

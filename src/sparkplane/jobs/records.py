@@ -36,6 +36,7 @@ class NewJob:
     signature: str
     client_id: str | None = None
     idempotency_key: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
     number: float | None = None  # chosen by the client; else the next in line
     front: bool = False
     secrets: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +71,7 @@ class Job:
     error: str | None
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
     idempotency_key: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def number_value(self) -> int | float:

@@ -62,9 +62,10 @@ class RunContext:
     job_timeout_s: float
     max_attempts: int
     upload_file: Callable[[Job, str], Awaitable[tuple[Path, str] | None]]
-    status_changed: Callable[[str], None]
+    status_changed: Callable[[str], Awaitable[None]]
     finished: Callable[[Job, str, float, int], None]
     observe: Callable[[Device, str, float], None]
+    gave_up: Callable[[Job, str], None]
     uploaded: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -313,12 +314,12 @@ class AttemptRun:
         if status is JobStatus.SUCCESS and seconds > 0:
             self.ctx.observe(self.device, job.signature, seconds)
         self.device.breaker.reset_failures()
-        self._announce_end()
+        await self._announce_end()
         self.ctx.finished(job, status.value, seconds, len(self.copied))
 
-    def _announce_end(self) -> None:
+    async def _announce_end(self) -> None:
         job = self.job
-        self.ctx.status_changed(job.tenant_id)
+        await self.ctx.status_changed(job.tenant_id)
         if job.client_id is not None:
             self.ctx.hub.executing(job.tenant_id, job.client_id, None)
             done = text("executing", {"node": None, "prompt_id": job.prompt_id})
@@ -328,6 +329,7 @@ class AttemptRun:
         job = self.job
         if outcome in ("lost", "timeout", "device_error"):
             self.device.breaker.record_failure(time.monotonic())
+            self.ctx.gave_up(job, self.device.name)
         log.warning(
             "attempt_failed", action="jobs.attempt", job=job.id, device=self.device.name,
             outcome=outcome, detail=detail, attempt=self.claim.token,
@@ -343,12 +345,12 @@ class AttemptRun:
         )
         if status is JobStatus.ERROR:
             self._deliver(text("execution_error", shapes.failure_message(job, detail)), False)
-            self._announce_end()
+            await self._announce_end()
             self.ctx.finished(job, status.value, 0.0, 0)
         elif status is None:
             await self._abandon("superseded")
         else:
-            self.ctx.status_changed(job.tenant_id)
+            await self.ctx.status_changed(job.tenant_id)
 
     async def _refused(self, body: Any) -> None:
         job = self.job
@@ -360,7 +362,7 @@ class AttemptRun:
             await self._abandon("superseded")
             return
         self._deliver(text("execution_error", result["status"]["messages"][0][1]), False)
-        self._announce_end()
+        await self._announce_end()
         self.ctx.finished(job, JobStatus.ERROR.value, 0.0, 0)
 
     async def _abandon(self, outcome: str) -> None:

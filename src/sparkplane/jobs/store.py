@@ -67,6 +67,7 @@ def _job(row: JobRow) -> Job:
         error=row.error,
         secrets=row.secrets or {},
         idempotency_key=row.idempotency_key,
+        policy=row.policy or {},
     )
 
 
@@ -120,6 +121,7 @@ class JobStore:
             outputs=new.outputs,
             node_errors=new.node_errors,
             signature=new.signature,
+            policy=new.policy,
             attempts=0,
             resume=False,
             created_at=now,

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("outputs", sa.JSON, nullable=False),
         sa.Column("node_errors", sa.JSON, nullable=False),
         sa.Column("signature", sa.String(64), nullable=False, server_default=""),
+        sa.Column("policy", sa.JSON, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("lease_owner", sa.String(100), nullable=True),
         sa.Column("lease_until", WHEN, nullable=True),
