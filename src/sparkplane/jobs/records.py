@@ -72,6 +72,7 @@ class Job:
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
     idempotency_key: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    history_hidden: bool = False
 
     @property
     def number_value(self) -> int | float:

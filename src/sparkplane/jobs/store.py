@@ -68,6 +68,7 @@ def _job(row: JobRow) -> Job:
         secrets=row.secrets or {},
         idempotency_key=row.idempotency_key,
         policy=row.policy or {},
+        history_hidden=row.history_hidden,
     )
 
 
