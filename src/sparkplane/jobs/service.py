@@ -168,7 +168,7 @@ class ComfyService:
         devices = self.devices(policy)
         await self.ensure_capabilities(devices)
         known = [d for d in devices if _backend(d).capabilities is not None]
-        if not known:
+        if not known and prompt:
             raise Unavailable(
                 "no ComfyUI device is known yet: register one with `sparkplane devices add`",
                 code="no_workflow_device",
