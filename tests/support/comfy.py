@@ -70,7 +70,9 @@ async def comfy_gateway(
 class ComfyClient:
     """What a ComfyUI app does against one base URL (sparkplane or ComfyUI)."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+    ):
         self.session = session
         self.url = url
         self.headers = headers or {}

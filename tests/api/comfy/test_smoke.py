@@ -15,6 +15,7 @@ async def test_one_prompt_end_to_end(make_settings: SettingsFactory) -> None:
             ws = await client.connect()
             prompt_id = await client.run(ws, CHAIN)
             images = await client.images(prompt_id)
-            assert len(images) == 1 and images[0].startswith(b"\x89PNG")
+            assert len(images) == 1
+            assert images[0].startswith(b"\x89PNG")
             print([f["message"]["type"] if f["frame"] == "text" else "bin" for f in ws.frames])
             await ws.close()
