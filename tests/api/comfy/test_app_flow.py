@@ -51,7 +51,7 @@ def ran_on(fakes: dict[str, FakeComfyUI]) -> dict[str, int]:
 
 
 async def test_comfyui_websocket_example_flow_with_three_devices(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, fakes, client = setup
     ws = await client.connect()
     prompt_id = await client.run(ws, txt2img_prompt("flux1-dev.safetensors", steps=3))
     images = await client.images(prompt_id)
@@ -81,7 +81,7 @@ async def test_comfyui_websocket_example_flow_with_three_devices(setup: Any) -> 
 
 
 async def test_work_goes_where_the_nodes_and_files_are(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, fakes, client = setup
     ws = await client.connect()
     lora = txt2img_prompt("sdxl.safetensors")
     lora["10"] = {
@@ -112,7 +112,7 @@ async def test_work_goes_where_the_nodes_and_files_are(setup: Any) -> None:
 
 
 async def test_recorded_nodes_run_on_any_device_and_spread_by_load(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, fakes, client = setup
     ws = await client.connect()
     ids = [await client.queue(CHAIN) for _ in range(9)]
     for prompt_id in ids:
@@ -124,7 +124,7 @@ async def test_recorded_nodes_run_on_any_device_and_spread_by_load(setup: Any) -
 
 
 async def test_unknown_node_class_gets_comfyuis_answer(setup: Any, fx: Callable[..., Any]) -> None:
-    gw, fakes, client = setup
+    _gw, fakes, client = setup
     recording = fx("prompt_error_unknown_node")
     status, body = await client.post(recording["request"]["body"])
     assert status == 400
@@ -136,14 +136,14 @@ async def test_unknown_node_class_gets_comfyuis_answer(setup: Any, fx: Callable[
 async def test_missing_input_gets_comfyuis_answer(
     name: str, setup: Any, fx: Callable[..., Any]
 ) -> None:
-    gw, fakes, client = setup
+    _gw, _fakes, client = setup
     recording = fx(name)
     status, body = await client.post(recording["request"]["body"])
     assert (status, body) == (400, recording["response"]["body"])
 
 
 async def test_a_model_file_no_device_has_is_named(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, _fakes, client = setup
     status, body = await client.post({"prompt": txt2img_prompt("sd3.safetensors")})
     assert status == 400
     error = body["node_errors"]["4"]["errors"][0]
@@ -152,7 +152,7 @@ async def test_a_model_file_no_device_has_is_named(setup: Any) -> None:
 
 
 async def test_nodes_and_files_spread_over_devices_no_one_has_all(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, fakes, client = setup
     prompt = txt2img_prompt("flux1-dev.safetensors")  # flux: spark only
     prompt["10"] = {
         "class_type": "LoraLoader",  # detail LoRA: rtx only
@@ -176,7 +176,7 @@ async def test_nodes_and_files_spread_over_devices_no_one_has_all(setup: Any) ->
 
 
 async def test_client_chosen_prompt_id_and_idempotency_key(setup: Any) -> None:
-    gw, fakes, client = setup
+    gw, _fakes, client = setup
     ws = await client.connect()
     body = {"prompt": CHAIN, "client_id": client.client_id, "prompt_id": "my-own-id"}
     status, answer = await client.post(body)
@@ -198,7 +198,7 @@ async def test_client_chosen_prompt_id_and_idempotency_key(setup: Any) -> None:
 
 
 async def test_system_stats_and_object_info_cover_the_fleet(setup: Any) -> None:
-    gw, fakes, client = setup
+    _gw, _fakes, client = setup
     status, stats = await client.get("/system_stats")
     assert status == 200
     assert [d["name"].split(":")[0] for d in stats["devices"]] == ["cpu", "rtx", "spark"]
