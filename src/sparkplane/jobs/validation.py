@@ -71,8 +71,12 @@ def _type_name(exc: BaseException) -> str:
 
 
 def _traceback(exc: BaseException) -> list[str]:
-    # Paths inside sparkplane's package only, as "sparkplane/...": no server paths leak.
-    return [line.replace(_PACKAGE, "sparkplane") for line in traceback.format_tb(exc.__traceback__)]
+    """ComfyUI's traceback entries, with paths shown as "sparkplane/...": no server path leaks."""
+    return [
+        f'  File "{f.filename.replace(_PACKAGE, "sparkplane")}", line {f.lineno}, in {f.name}\n'
+        f"    {f.line}\n"
+        for f in traceback.extract_tb(exc.__traceback__)
+    ]
 
 
 def _matches(received: Any, expected: Any) -> bool:
@@ -136,9 +140,22 @@ class _Validator:
                 input_config=config,
                 received_value=value,
             )
+        # A missing node or output slot raises here, out of this node's validation, and
+        # is filed by the node that linked to this one (ComfyUI's own quirk, recorded).
+        source = self.prompt[value[0]]
+        received = tuple(self.definitions[source["class_type"]].get("output", []))[value[1]]
+        if not _matches(received, kind):
+            return True, error(
+                "return_type_mismatch",
+                "Return type mismatch between linked nodes",
+                f"{name}, received_type({received}) mismatch input_type({kind})",
+                input_name=name,
+                input_config=config,
+                received_type=received,
+                linked_node=value,
+            )
         try:
-            source = self.prompt[value[0]]
-            received = self.definitions[source["class_type"]].get("output", [])[value[1]]
+            ok, _ = self.node(value[0])
         except Exception as exc:  # noqa: BLE001 - ComfyUI reports whatever the lookup raised
             self.done[value[0]] = (
                 False,
@@ -157,17 +174,6 @@ class _Validator:
                 ],
             )
             return False, None
-        if not _matches(received, kind):
-            return True, error(
-                "return_type_mismatch",
-                "Return type mismatch between linked nodes",
-                f"{name}, received_type({received}) mismatch input_type({kind})",
-                input_name=name,
-                input_config=config,
-                received_type=received,
-                linked_node=value,
-            )
-        ok, _ = self.node(value[0])
         return ok, None
 
     def upload(self, name: str, value: Any) -> dict[str, Any] | None:
