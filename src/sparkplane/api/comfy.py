@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -28,6 +29,7 @@ from sparkplane.api.auth import require
 from sparkplane.api.deps import runtime
 from sparkplane.errors import PayloadTooLarge
 from sparkplane.jobs import control
+from sparkplane.jobs.artifacts import TYPES, UnsafePath, clean_parts
 from sparkplane.jobs.service import ComfyService
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
@@ -234,6 +236,13 @@ async def post_upload_image(
         type_ = str(form.get("type") or "input")
         subfolder = str(form.get("subfolder") or "")
         overwrite = str(form.get("overwrite") or "") in ("true", "1")
+        filename = unquote(image.filename)  # a client may have percent-encoded a path
+        if type_ not in TYPES:
+            return trouble()  # ComfyUI fails on an unknown type
+        try:
+            clean_parts(subfolder, filename)
+        except UnsafePath:
+            return empty(400)
         svc = _svc(request)
         temp = await _spool(image, svc.artifacts.root, settings.max_upload_bytes)
         try:
@@ -242,7 +251,7 @@ async def post_upload_image(
                 principal.key_id,
                 type_,
                 subfolder,
-                image.filename,
+                filename,
                 temp,
                 overwrite,
             )
