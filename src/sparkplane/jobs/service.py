@@ -84,6 +84,7 @@ class ComfyService:
             ctx,
             self._choose,
             fleet.by_name,
+            self._has_room,
             slots=settings.comfy_workers,
             lease_s=settings.job_lease_s,
             poll_s=settings.comfy_poll_s,
@@ -268,6 +269,10 @@ class ComfyService:
             if decision.ranked:
                 return job, decision.ranked[0].name, False
         return None
+
+    def _has_room(self) -> bool:
+        depth = self.settings.comfy_device_queue
+        return any(d.available and d.inflight < depth for d in self.devices())
 
     def _gave_up(self, job: Job, device: str) -> None:
         self._avoid.setdefault(job.id, set()).add(device)

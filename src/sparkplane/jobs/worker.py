@@ -51,6 +51,7 @@ class Worker:
         ctx: RunContext,
         place: Placer,
         device: Callable[[str], Device | None],
+        has_room: Callable[[], bool],
         *,
         slots: int,
         lease_s: float,
@@ -63,6 +64,7 @@ class Worker:
         self._ctx = ctx
         self._place = place
         self._device = device
+        self._has_room = has_room
         self._slots = slots
         self._lease_s = lease_s
         self._poll_s = poll_s
@@ -118,9 +120,11 @@ class Worker:
     async def _dispatch(self) -> None:
         while True:
             claim = None
-            if len(self._running) < self._slots:
-                self._wake.clear()
-                claim = await self._store.claim(self.id, self._place, self._lease_s)
+            self._wake.clear()
+            # Ask the database only when an attempt could start: a slot here and room on
+            # some device (the wake-up comes when either frees).
+            if len(self._running) < self._slots and self._has_room():
+                claim = await self._store.claim(self.id, self._place, self._lease_s, limit=8)
             if claim is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_s)
