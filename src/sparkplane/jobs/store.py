@@ -16,15 +16,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sparkplane.db.models import ArtifactRow, JobAttemptRow, JobRow, utcnow
+from sparkplane.jobs.queries import JobReads, job_record, on_postgres
 from sparkplane.jobs.records import (
-    FINAL,
     Artifact,
-    Attempt,
     Claim,
     Job,
     JobStatus,
@@ -37,69 +36,10 @@ Choice = tuple[Job, str, bool]
 Chooser = Callable[[Sequence[Job]], Choice | None]
 # Attempt outcomes that count against comfy_max_attempts (a device failed us).
 FAILED_OUTCOMES = ("lost", "timeout", "device_error")
-HISTORY_STATUSES = (JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.INTERRUPTED)
 
 
-def _job(row: JobRow) -> Job:
-    return Job(
-        id=row.id,
-        seq=row.seq,
-        prompt_id=row.prompt_id,
-        tenant_id=row.tenant_id,
-        key_id=row.key_id,
-        client_id=row.client_id,
-        number=row.number,
-        status=JobStatus(row.status),
-        prompt=row.prompt,
-        extra_data=row.extra_data or {},
-        outputs=list(row.outputs or []),
-        node_errors=row.node_errors or {},
-        signature=row.signature,
-        attempts=row.attempts,
-        device=row.device,
-        device_prompt_id=row.device_prompt_id,
-        resume=row.resume,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        executing_at=row.executing_at,
-        ended_at=row.ended_at,
-        result=row.result,
-        error=row.error,
-        secrets=row.secrets or {},
-        idempotency_key=row.idempotency_key,
-        policy=row.policy or {},
-        history_hidden=row.history_hidden,
-    )
-
-
-def _attempt(row: JobAttemptRow) -> Attempt:
-    return Attempt(
-        job_id=row.job_id,
-        attempt=row.attempt,
-        device=row.device,
-        device_prompt_id=row.device_prompt_id,
-        worker=row.worker,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        outcome=row.outcome,
-        detail=row.detail,
-    )
-
-
-def _postgres(session: AsyncSession) -> bool:
-    bind = session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
-
-
-def _tenant(query: Select[Any], tenant_id: str | None) -> Select[Any]:
-    return query if tenant_id is None else query.where(JobRow.tenant_id == tenant_id)
-
-
-class JobStore:
-    """Jobs in the database."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+class JobStore(JobReads):
+    """Jobs in the database: submitting, claiming, leases, outcomes (reads in queries.py)."""
 
     # -- submission ------------------------------------------------------------
 
@@ -137,7 +77,7 @@ class JobStore:
                     number = float(row.seq - 1)
                     row.number = -number if new.front else number
                 await session.commit()
-                return _job(row), True
+                return job_record(row), True
             except IntegrityError:
                 await session.rollback()
         existing = await self._existing(new)
@@ -152,7 +92,7 @@ class JobStore:
         query = select(JobRow).where(JobRow.tenant_id == new.tenant_id, match).order_by(JobRow.seq)
         async with self._sessions() as session:
             row = (await session.scalars(query)).first()
-        return _job(row) if row is not None else None
+        return job_record(row) if row is not None else None
 
     # -- running ---------------------------------------------------------------
 
@@ -167,12 +107,12 @@ class JobStore:
             .limit(limit)
         )
         async with self._sessions() as session:
-            if _postgres(session):
+            if on_postgres(session):
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))
             if not rows:
                 return None
-            chosen = choose([_job(r) for r in rows])
+            chosen = choose([job_record(r) for r in rows])
             if chosen is None:
                 await session.rollback()
                 return None
@@ -364,7 +304,7 @@ class JobStore:
         expired = and_(JobRow.status == JobStatus.RUNNING.value, JobRow.lease_until < now)
         async with self._sessions() as session:
             query = select(JobRow.id, JobRow.attempts).where(expired)
-            if _postgres(session):
+            if on_postgres(session):
                 query = query.with_for_update(skip_locked=True)
             found = list(await session.execute(query))
             for job_id, token in found:
@@ -404,91 +344,3 @@ class JobStore:
                 await self._end_attempt(session, job.id, job.attempts, "cancelled", None)
             await session.commit()
         return getattr(done, "rowcount", 0) == 1
-
-    # -- reading ---------------------------------------------------------------
-
-    async def get(self, prompt_id: str, tenant_id: str | None) -> Job | None:
-        """The job with this prompt_id (in this tenant, or any when None)."""
-        query = _tenant(select(JobRow).where(JobRow.prompt_id == prompt_id), tenant_id)
-        async with self._sessions() as session:
-            row = (await session.scalars(query.order_by(JobRow.seq.desc()))).first()
-        return _job(row) if row is not None else None
-
-    async def get_by_id(self, job_id: str) -> Job | None:
-        """The job with this internal id."""
-        async with self._sessions() as session:
-            row = await session.scalar(select(JobRow).where(JobRow.id == job_id))
-        return _job(row) if row is not None else None
-
-    async def list_jobs(
-        self, tenant_id: str | None, status: str | None = None, limit: int = 100
-    ) -> list[Job]:
-        """Jobs, newest first."""
-        query = _tenant(select(JobRow), tenant_id)
-        if status is not None:
-            query = query.where(JobRow.status == status)
-        async with self._sessions() as session:
-            rows = await session.scalars(query.order_by(JobRow.seq.desc()).limit(limit))
-            return [_job(r) for r in rows]
-
-    async def unfinished(self, tenant_id: str | None) -> list[Job]:
-        """Queued and running jobs in run order."""
-        query = _tenant(select(JobRow), tenant_id).where(
-            JobRow.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value))
-        )
-        async with self._sessions() as session:
-            rows = await session.scalars(query.order_by(JobRow.number, JobRow.seq))
-            return [_job(r) for r in rows]
-
-    async def remaining(self, tenant_id: str | None) -> int:
-        """ComfyUI's queue_remaining: queued plus running jobs."""
-        query = _tenant(select(func.count()).select_from(JobRow), tenant_id).where(
-            JobRow.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value))
-        )
-        async with self._sessions() as session:
-            return int(await session.scalar(query) or 0)
-
-    async def history(
-        self, tenant_id: str | None, max_items: int | None = None, offset: int = -1
-    ) -> list[Job]:
-        """Finished jobs oldest first, with ComfyUI's max_items/offset rules."""
-        visible = _tenant(select(JobRow), tenant_id).where(
-            JobRow.status.in_([s.value for s in HISTORY_STATUSES]),
-            JobRow.history_hidden.is_(False),
-            JobRow.result.is_not(None),
-        )
-        if offset < 0 and max_items is not None:
-            total = await self._count(visible)
-            offset = max(total - max_items, 0)
-        query = visible.order_by(JobRow.ended_at, JobRow.seq).offset(max(offset, 0))
-        if max_items is not None:
-            query = query.limit(max_items)
-        async with self._sessions() as session:
-            return [_job(r) for r in await session.scalars(query)]
-
-    async def _count(self, query: Select[Any]) -> int:
-        async with self._sessions() as session:
-            return int(
-                await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            )
-
-    async def hide_history(self, tenant_id: str | None, prompt_ids: list[str] | None) -> None:
-        """POST /history: delete these entries (all when None) from the caller's view."""
-        query = update(JobRow).where(JobRow.status.in_([s.value for s in FINAL]))
-        if tenant_id is not None:
-            query = query.where(JobRow.tenant_id == tenant_id)
-        if prompt_ids is not None:
-            query = query.where(JobRow.prompt_id.in_(prompt_ids))
-        async with self._sessions() as session:
-            await session.execute(query.values(history_hidden=True))
-            await session.commit()
-
-    async def attempts(self, job_id: str) -> list[Attempt]:
-        """A job's attempts in order."""
-        query = (
-            select(JobAttemptRow)
-            .where(JobAttemptRow.job_id == job_id)
-            .order_by(JobAttemptRow.attempt)
-        )
-        async with self._sessions() as session:
-            return [_attempt(r) for r in await session.scalars(query)]
