@@ -167,7 +167,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         ),
     )
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
-    runtime.comfy.worker.start()
+    runtime.comfy.start()
     log.info(
         "started",
         action="server.start",

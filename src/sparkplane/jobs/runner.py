@@ -66,6 +66,7 @@ class RunContext:
     finished: Callable[[Job, str, float, int], None]
     observe: Callable[[Device, str, float], None]
     gave_up: Callable[[Job, str], None]
+    started: Callable[[Job], None]
     uploaded: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -90,6 +91,7 @@ class AttemptRun:
 
     async def run(self) -> None:
         job, token = self.job, self.claim.token
+        self.ctx.started(job)
         try:
             async with asyncio.timeout(self.ctx.job_timeout_s):
                 entry = await self._execute()

@@ -25,7 +25,7 @@ from sparkplane.db.models import utcnow
 from sparkplane.errors import Unavailable, UpstreamError
 from sparkplane.fleet.device import EWMA_ALPHA, Device
 from sparkplane.fleet.registry import Fleet
-from sparkplane.jobs import validation
+from sparkplane.jobs import validation, watch
 from sparkplane.jobs.artifacts import ArtifactStore
 from sparkplane.jobs.events import JobEvents, JobFinished
 from sparkplane.jobs.hub import Hub, text
@@ -66,6 +66,10 @@ class ComfyService:
         self._pace: dict[tuple[str, str], float] = {}
         self._avoid: dict[str, set[str]] = {}
         self._refreshed_on_miss = 0.0
+        # Jobs submitted here for a websocket client: if another process runs one, its
+        # end is announced to the client from here (see `_watch`).
+        self._watched: dict[str, Job] = {}
+        self._watcher: asyncio.Task[None] | None = None
         ctx = RunContext(
             store=store,
             artifacts=artifacts,
@@ -77,6 +81,7 @@ class ComfyService:
             finished=self._finished,
             observe=self._observe,
             gave_up=self._gave_up,
+            started=self._started,
         )
         self.worker = Worker(
             store,
@@ -91,8 +96,20 @@ class ComfyService:
             retention_days=settings.artifact_retention_days,
         )
 
+    def start(self) -> None:
+        """Start the worker and the watch on jobs other processes run."""
+        self.worker.start()
+        self._watcher = asyncio.create_task(
+            watch.run(self.store, self.hub, self._watched, self.status_changed, self.settings),
+            name="jobs.watch",
+        )
+
     async def stop(self) -> None:
         """Stop the worker and the client sockets' writers."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.worker.stop()
         await self.hub.close()
         await self.events.drain()
@@ -243,6 +260,8 @@ class ComfyService:
                 message = f"prompt_id {prompt_id!r} is already used by another prompt"
                 return 400, validation.invalid_prompt(message, "").body()
         else:
+            if job.client_id is not None:
+                self._watched[job.id] = job
             await self.status_changed(job.tenant_id)
             self.worker.wake()
         number_out = job.number if isinstance(number, float) else job.number_value
@@ -269,6 +288,9 @@ class ComfyService:
             if decision.ranked:
                 return job, decision.ranked[0].name, False
         return None
+
+    def _started(self, job: Job) -> None:
+        self._watched.pop(job.id, None)  # this process relays it live
 
     def _has_room(self) -> bool:
         depth = self.settings.comfy_device_queue
