@@ -9,6 +9,7 @@ prompt is executing; its first message may negotiate `feature_flags`. See
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import orjson
@@ -22,6 +23,7 @@ from sparkplane.jobs.service import status_body
 from sparkplane.security.rbac import Permission
 
 router = APIRouter()
+DRAIN_CHECK_S = 1.0
 
 
 async def websocket(ws: WebSocket) -> None:
@@ -50,11 +52,17 @@ async def websocket(ws: WebSocket) -> None:
     svc.hub.register(sock)
     first = True
     try:
-        while True:
-            message = await ws.receive_text()
+        while not rt.lifecycle.draining:
+            try:
+                message = await asyncio.wait_for(ws.receive_text(), DRAIN_CHECK_S)
+            except TimeoutError:
+                continue
             if first:
                 _negotiate(sock, message, rt.settings.max_upload_bytes)
             first = False
+        # Draining: a ComfyUI app keeps its socket open forever; tell it to reconnect
+        # (to another replica) instead of holding the shutdown up.
+        await ws.close(code=1001)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

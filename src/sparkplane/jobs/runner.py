@@ -85,6 +85,7 @@ class AttemptRun:
         self.client = f"sparkplane-{self.dpid}"
         self.superseded = lost
         self.copied: dict[tuple[str, str, str], Artifact] = {}
+        self.stream: EventStream | None = None
         self.exec_started: float | None = None
 
     # -- the attempt ---------------------------------------------------------------
@@ -124,26 +125,28 @@ class AttemptRun:
             raise
 
     async def _execute(self) -> dict[str, Any]:
-        stream: EventStream | None = None
         try:
             if self.claim.resume:
                 where = await self._locate()
                 if isinstance(where, dict):
                     return where  # it finished while nobody watched: adopt the result
                 if where == "queued":
-                    stream = await self._open()
-            if stream is None:
+                    await self._open()
+            if self.stream is None:
                 prompt = await self._with_inputs(self.job.prompt)
-                stream = await self._open()
+                await self._open()
                 await self._submit(prompt)
-            return await self._relay(stream)
+            return await self._relay()
         finally:
-            if stream is not None:
-                await stream.close()
+            if self.stream is not None:
+                await self.stream.close()
 
     async def _open(self) -> EventStream:
+        if self.stream is not None:
+            await self.stream.close()
         meta = self.ctx.hub.preview_metadata(self.job.tenant_id, self.job.client_id)
-        return await self.backend.events(self.client, meta)
+        self.stream = await self.backend.events(self.client, meta)
+        return self.stream
 
     async def _submit(self, prompt: dict[str, Any]) -> None:
         extra = {**self.job.extra_data, **self.job.secrets}
@@ -184,18 +187,19 @@ class AttemptRun:
             done.add(name)
         return name
 
-    async def _relay(self, stream: EventStream) -> dict[str, Any]:
+    async def _relay(self) -> dict[str, Any]:
         strikes = 0
         while True:
             if self.superseded.is_set():
                 raise Superseded()
+            assert self.stream is not None
             try:
-                frame = await stream.receive(SILENCE_CHECK_S)
+                frame = await self.stream.receive(SILENCE_CHECK_S)
             except UpstreamError:
                 where = await self._check(strikes=MAX_STRIKES - 1)
                 if isinstance(where, dict):
                     return where
-                stream = await self._open()  # the device still has it: listen again
+                await self._open()  # the device still has it: listen again
                 continue
             if frame is None:
                 where = await self._check(strikes)
