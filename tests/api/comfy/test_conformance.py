@@ -158,3 +158,21 @@ async def test_client_origin_is_not_forwarded(
         await asyncio.sleep(0.05)
     assert entry[prompt_id]["status"]["status_str"] == "success"
     assert len(fake.stats.accepted) == 1
+
+
+async def test_partly_invalid_prompt_runs_its_valid_branch(
+    fx: Callable[[str], Any], sparkplane: Any, session: aiohttp.ClientSession
+) -> None:
+    target, fake = sparkplane
+    recording = fx("prompt_post_partial_errors")
+    ws = await connect(session, target, recording["request"]["body"]["client_id"])  # type: ignore[arg-type]
+    answer, frames = await run(session, target, ws, recording["request"]["body"])  # type: ignore[arg-type]
+    assert answer["node_errors"] == recording["response"]["body"]["node_errors"]
+    executing = [
+        f["message"]["data"]["node"]
+        for f in frames
+        if f["frame"] == "text" and f["message"]["type"] == "executing"
+    ]
+    assert executing == ["1", "2", None]
+    assert fake.stats.jobs[0].executed == ("1", "2")
+    await ws.close()
