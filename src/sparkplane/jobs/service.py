@@ -264,7 +264,8 @@ class ComfyService:
                 self._watched[job.id] = job
             await self.status_changed(job.tenant_id)
             self.worker.wake()
-        number_out = job.number if isinstance(number, float) else job.number_value
+        # ComfyUI answers float(number) when the client gave one, its int counter otherwise.
+        number_out = job.number if "number" in body else job.number_value
         return 200, {
             "prompt_id": job.prompt_id,
             "number": number_out,
