@@ -22,9 +22,9 @@ from typing import Any
 import structlog
 
 from sparkplane.backends.workflow import EventStream, Frame, WorkflowBackend
-from sparkplane.errors import UpstreamError
+from sparkplane.errors import UpstreamError, UpstreamTimeout
 from sparkplane.fleet.device import Device
-from sparkplane.jobs import shapes
+from sparkplane.jobs import shapes, transfer
 from sparkplane.jobs.artifacts import ArtifactStore
 from sparkplane.jobs.hub import Hub, text
 from sparkplane.jobs.records import Artifact, Claim, Job, JobStatus
@@ -159,33 +159,10 @@ class AttemptRun:
 
     async def _with_inputs(self, prompt: dict[str, Any]) -> dict[str, Any]:
         """The prompt with uploaded files copied to the device and renamed there."""
-        caps = self.backend.capabilities
-        if caps is None or not caps.uploads:
-            return prompt
-        out = dict(prompt)
-        for node_id, node in prompt.items():
-            names = caps.uploads.get(node.get("class_type", ""), frozenset())
-            inputs = node.get("inputs") or {}
-            for name in names:
-                value = inputs.get(name)
-                if not isinstance(value, str):
-                    continue
-                found = await self.ctx.upload_file(self.job, value)
-                if found is None:
-                    continue
-                device_name = await self._copy_upload(*found)
-                out[node_id] = {**node, "inputs": {**inputs, name: f"sparkplane/{device_name}"}}
-                inputs = out[node_id]["inputs"]
-        return out
-
-    async def _copy_upload(self, path: Path, sha256: str) -> str:
-        # Content-addressed on the device: tenants never overwrite each other's files.
-        name = f"{sha256[:32]}{path.suffix.lower()}"
         done = self.ctx.uploaded.setdefault(self.device.name, set())
-        if name not in done:
-            await self.backend.upload(name, path, "sparkplane", "input")
-            done.add(name)
-        return name
+        return await transfer.with_inputs(
+            self.backend, prompt, lambda value: self.ctx.upload_file(self.job, value), done
+        )
 
     async def _relay(self) -> dict[str, Any]:
         strikes = 0
@@ -217,7 +194,7 @@ class AttemptRun:
             raise Lost("lost", f"device '{self.device.name}' is unhealthy")
         try:
             where = await self._locate()
-        except (UpstreamError, TimeoutError) as exc:
+        except UpstreamError as exc:
             if strikes + 1 >= MAX_STRIKES:
                 raise Lost("lost", f"device '{self.device.name}' stopped answering") from exc
             return "unreachable"
@@ -226,12 +203,15 @@ class AttemptRun:
         return where
 
     async def _locate(self) -> dict[str, Any] | str:
-        async with asyncio.timeout(CHECK_TIMEOUT_S):
-            queue = await self.backend.queue()
-            items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
-            if any(len(i) > 1 and i[1] == self.dpid for i in items):
-                return "queued"
-            entry = await self.backend.history(self.dpid)
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                queue = await self.backend.queue()
+                items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
+                if any(len(i) > 1 and i[1] == self.dpid for i in items):
+                    return "queued"
+                entry = await self.backend.history(self.dpid)
+        except TimeoutError as exc:  # this check's own limit, not the job's
+            raise UpstreamTimeout(f"device '{self.device.name}' did not answer in time") from exc
         found = entry.get(self.dpid)
         return found if isinstance(found, dict) else "unknown"
 
@@ -270,33 +250,22 @@ class AttemptRun:
             self.ctx.hub.broadcast(job.tenant_id, frame)
 
     async def _copy_outputs(self, node_id: Any, output: Any) -> None:
-        for item in shapes.files_in(output):
-            key = (
-                str(item.get("type") or "output"),
-                str(item.get("subfolder") or ""),
-                item["filename"],
-            )
-            if key in self.copied:
-                continue
-            type_, subfolder, filename = key
-            path = self.ctx.artifacts.output_path(
-                self.job.tenant_id, self.job.id, self.claim.token, type_, subfolder, filename
-            )
-            size = await self.ctx.artifacts.write_stream(
-                path, self.backend.download(filename, subfolder, type_)
-            )
-            self.copied[key] = Artifact(
-                str(node_id),
-                type_,
-                shapes.client_output({"f": [item]}, self.job.id)["f"][0]["subfolder"],
-                filename,
-                self.ctx.artifacts.relative(path),
-                size,
-            )
+        await transfer.copy_outputs(
+            self.ctx.artifacts,
+            self.backend,
+            self.job,
+            self.claim.token,
+            node_id,
+            output,
+            self.copied,
+        )
 
     async def _device_entry(self) -> dict[str, Any]:
-        async with asyncio.timeout(CHECK_TIMEOUT_S * 2):
-            entry = await self.backend.history(self.dpid)
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S * 2):
+                entry = await self.backend.history(self.dpid)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"device '{self.device.name}' did not answer in time") from exc
         found = entry.get(self.dpid)
         if not isinstance(found, dict):
             raise Lost("lost", f"device '{self.device.name}' lost the history of the prompt")
