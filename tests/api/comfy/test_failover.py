@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
+import pytest
 
 from sparkplane.db.models import utcnow
 from tests.conftest import SettingsFactory
@@ -168,3 +170,44 @@ async def test_queue_delete_withdraws_a_job_the_device_holds_pending(
         assert await client.history(waiting) == {}
         assert await client.get("/queue") == (200, {"queue_running": [], "queue_pending": []})
         await ws.close()
+
+
+@pytest.mark.slow
+async def test_a_device_that_stops_answering_or_drops_the_socket_hands_the_job_over(
+    make_settings: SettingsFactory, session: aiohttp.ClientSession
+) -> None:
+    frozen, failing = sdxl(), sdxl()
+    frozen.faults.append(Fault("freeze", node_class="KSampler", at_step=2))
+    failing.faults.append(Fault("http_error", node_class="KSampler", at_step=2, http_status=503))
+    async with (
+        fleet([frozen, failing, sdxl(speed=2.0)]) as fakes,
+        comfy_gateway(make_settings(), fakes, ["frozen", "failing", "good"]) as gw,
+    ):
+        rt = gw.runtime
+        rt.fleet.by_name("good").inflight += 10  # type: ignore[union-attr]
+        client = ComfyClient(session, gw.url)
+        ws = await client.connect()
+        first = await client.queue(txt2img_prompt("sdxl.safetensors", steps=4))
+        second = await client.queue(txt2img_prompt("sdxl.safetensors", steps=5))
+        for prompt_id in (first, second):
+            await ws.wait_for(text("progress", prompt_id=prompt_id))
+        rt.fleet.by_name("good").inflight -= 10  # type: ignore[union-attr]
+        for prompt_id in (first, second):
+            await ws.wait_for(text("executing", node=None, prompt_id=prompt_id), within_s=60)
+            job = await rt.comfy.store.get(prompt_id, "")
+            assert job is not None
+            assert job.status.value == "success"
+            assert job.device == "good"
+            attempts = await rt.comfy.store.attempts(job.id)
+            assert [a.outcome for a in attempts] == ["lost", "success"]
+        assert {a.device for p in (first, second) for a in await _attempts(gw, p)} == {
+            "frozen",
+            "failing",
+            "good",
+        }
+        await ws.close()
+
+
+async def _attempts(gw: Any, prompt_id: str) -> list[Any]:
+    job = await gw.runtime.comfy.store.get(prompt_id, "")
+    return list(await gw.runtime.comfy.store.attempts(job.id))
