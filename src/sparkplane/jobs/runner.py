@@ -341,8 +341,18 @@ class AttemptRun:
         self.ctx.finished(job, JobStatus.ERROR.value, 0.0, 0)
 
     async def _abandon(self, outcome: str) -> None:
-        """The job is someone else's now: stop the device's copy and record nothing."""
-        await self._interrupt_quietly()
+        """The job is someone else's now: stop the device's copy and record nothing.
+
+        A later attempt that resumed this one shares its device prompt: that copy is
+        left alone unless the job was cancelled.
+        """
+        current = await self.ctx.store.get_by_id(self.job.id)
+        if (
+            current is None
+            or current.status is JobStatus.CANCELLED
+            or current.device_prompt_id != self.dpid
+        ):
+            await self._interrupt_quietly()
         self.ctx.artifacts.drop_attempt(self.job.tenant_id, self.job.id, self.claim.token)
         await self.ctx.store.end_attempt(self.job.id, self.claim.token, outcome, None)
 

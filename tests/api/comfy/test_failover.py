@@ -211,3 +211,30 @@ async def test_a_device_that_stops_answering_or_drops_the_socket_hands_the_job_o
 async def _attempts(gw: Any, prompt_id: str) -> list[Any]:
     job = await gw.runtime.comfy.store.get(prompt_id, "")
     return list(await gw.runtime.comfy.store.attempts(job.id))
+
+
+async def test_a_stalled_attempt_does_not_stop_the_attempt_that_resumed_it(
+    make_settings: SettingsFactory, session: aiohttp.ClientSession
+) -> None:
+    # The lease runs out while the process lives (a stalled database, say): the job is
+    # claimed again, finds its prompt still running on the device and follows it; the
+    # stale attempt then learns it lost the job and must leave the device alone.
+    async with (
+        fleet([sdxl()]) as fakes,
+        comfy_gateway(make_settings(job_lease_s=1.5), fakes) as gw,
+    ):
+        store = gw.runtime.comfy.store
+        client = ComfyClient(session, gw.url)
+        ws = await client.connect()
+        prompt_id = await client.queue(txt2img_prompt("sdxl.safetensors", steps=10))
+        await ws.wait_for(text("progress", prompt_id=prompt_id))
+        assert await store.reap(utcnow() + timedelta(seconds=60))
+        gw.runtime.comfy.worker.wake()
+        await ws.wait_for(text("executing", node=None, prompt_id=prompt_id), within_s=30)
+        job = await store.get(prompt_id, "")
+        assert job is not None
+        assert job.status.value == "success"
+        assert [a.outcome for a in await store.attempts(job.id)] == ["lease_expired", "success"]
+        assert fakes[0].stats.interrupts == []
+        assert [j.status_str for j in fakes[0].stats.jobs] == ["success"]
+        await ws.close()
