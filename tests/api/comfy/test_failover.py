@@ -238,3 +238,37 @@ async def test_a_stalled_attempt_does_not_stop_the_attempt_that_resumed_it(
         assert fakes[0].stats.interrupts == []
         assert [j.status_str for j in fakes[0].stats.jobs] == ["success"]
         await ws.close()
+
+
+@pytest.mark.slow
+async def test_attempts_are_bounded_and_the_failure_is_told_and_recorded(
+    make_settings: SettingsFactory, session: aiohttp.ClientSession
+) -> None:
+    doomed = sdxl(speed=4.0)
+    doomed.faults.append(Fault("die", node_class="KSampler", times=None))
+    async with (
+        fleet([doomed]) as fakes,
+        comfy_gateway(make_settings(comfy_max_attempts=2), fakes) as gw,
+    ):
+        client = ComfyClient(session, gw.url)
+        ws = await client.connect()
+        prompt_id = await client.queue(txt2img_prompt("sdxl.safetensors"))
+        for _ in range(2):  # it dies on every attempt; bring it back each time
+            for _ in range(200):
+                if not fakes[0].alive:
+                    break
+                await asyncio.sleep(0.05)
+            await fakes[0].restart()
+        await ws.wait_for(text("executing", node=None, prompt_id=prompt_id), within_s=60)
+        error = next(f for f in ws.frames if text("execution_error")(f))["message"]["data"]
+        assert error["exception_type"] == "sparkplane.JobFailed"
+        assert error["prompt_id"] == prompt_id
+        entry = (await client.history(prompt_id))[prompt_id]
+        assert entry["status"]["status_str"] == "error"
+        job = await gw.runtime.comfy.store.get(prompt_id, "")
+        assert job is not None
+        assert [a.outcome for a in await gw.runtime.comfy.store.attempts(job.id)] == [
+            "lost",
+            "lost",
+        ]
+        await ws.close()
