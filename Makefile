@@ -49,6 +49,7 @@ test: lint typecheck pytest
 bench: install-test
 	scripts/ensure-system.sh bench
 	$(BIN)/python bench/gateway_overhead.py
+	$(BIN)/python bench/comfy_dispatch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

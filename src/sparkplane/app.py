@@ -10,7 +10,20 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from sparkplane import __version__, runtime
-from sparkplane.api import admin, audit, errors, health, openai, openapi, plan, security, usage
+from sparkplane.api import (
+    admin,
+    audit,
+    comfy,
+    comfy_ws,
+    errors,
+    health,
+    jobs,
+    openai,
+    openapi,
+    plan,
+    security,
+    usage,
+)
 from sparkplane.api.auth import PUBLIC_PATHS
 from sparkplane.api.middleware import GatewayMiddleware
 from sparkplane.config import Settings
@@ -52,11 +65,15 @@ def create_app(
     app.include_router(security.router)
     app.include_router(plan.build_router(profiles_with(settings.device_profiles)))
     app.include_router(usage.router)
+    app.include_router(jobs.router)
+    app.include_router(comfy.router)
+    app.include_router(comfy_ws.router)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
     app.add_middleware(
         GatewayMiddleware,
         lifecycle=lifecycle,
         max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
         auth_enabled=settings.auth_enabled,
         public_paths=frozenset(public),
         tls=settings.tls_cert is not None,

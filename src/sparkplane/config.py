@@ -25,6 +25,23 @@ DEFAULT_CONFIG_FILE = Path("sparkplane.toml")
 # Settings that may hold credentials can also be read from a file named by
 # SPARKPLANE_<NAME>_FILE (container secrets), keeping them out of the environment.
 SECRET_FIELDS = ("database_url", "redis_url")
+# Node classes from popular custom-node packs that evaluate code or read and write
+# arbitrary paths (see docs/comfyui.md); ComfyUI's own nodes stay inside its folders.
+DEFAULT_DENY_NODES = (
+    "Image Save",
+    "Image Load",
+    "Load Image Batch",
+    "Save Text File",
+    "Load Text File",
+    "Text Load Line From File",
+    "Text File History Loader",
+    "Load Cache",
+    "Cache Node",
+    "Export API",
+    "SRL Eval",
+    "PythonScript",
+    "ExecutePythonCode",
+)
 
 
 class Settings(BaseSettings):
@@ -123,6 +140,47 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None, description="Redis for rate-limit counters shared by replicas; in-process if unset."
+    )
+
+    # -- ComfyUI workflows and the job queue ----------------------------------
+    comfy_workers: int = Field(
+        8, ge=1, description="Workflow jobs one process runs at once (over all ComfyUI devices)."
+    )
+    comfy_device_queue: int = Field(
+        2, ge=1, description="Jobs one process keeps submitted to one ComfyUI device at a time."
+    )
+    comfy_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Most attempts of one workflow job (device lost, timed out) before it fails.",
+    )
+    comfy_job_timeout_s: float = Field(
+        3600.0, gt=0, description="Longest one attempt of a workflow job may run on a device."
+    )
+    comfy_poll_s: float = Field(
+        0.5, gt=0, description="How often an idle process looks for jobs queued by other processes."
+    )
+    comfy_object_info_refresh_s: float = Field(
+        300.0, gt=0, description="Seconds between re-reads of a ComfyUI device's /object_info."
+    )
+    comfy_deny_nodes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENY_NODES),
+        description="Node classes refused at submission (they run code or touch arbitrary files).",
+    )
+    job_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running job's lease; a process that stops renewing it loses the job.",
+    )
+    artifact_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days job outputs, history and uploads are kept; 0 keeps them forever.",
+    )
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted upload (POST /upload/image), in bytes.",
     )
 
     # -- capacity planner --------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.backends.base import Backend, Timeouts
+from sparkplane.backends.comfyui import ComfyUIBackend
 from sparkplane.backends.http import new_session
 from sparkplane.backends.registry import KINDS, make_backend
 from sparkplane.config import Settings
@@ -28,6 +29,9 @@ from sparkplane.fleet.health import HealthMonitor
 from sparkplane.fleet.registry import Fleet
 from sparkplane.fleet.service import discover
 from sparkplane.fleet.store import DeviceStore
+from sparkplane.jobs.artifacts import ArtifactStore
+from sparkplane.jobs.service import ComfyService
+from sparkplane.jobs.store import JobStore
 from sparkplane.lifecycle import Lifecycle
 from sparkplane.metrics import Metrics
 from sparkplane.scheduler.budget import RetryBudget
@@ -71,6 +75,7 @@ class Runtime:
     meter: Meter
     ledger: Ledger
     audit: AuditLog
+    comfy: ComfyService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -131,13 +136,16 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     http = new_session()
 
     def backend_for(record: DeviceRecord) -> Backend:
-        return make_backend(
+        backend = make_backend(
             record.kind,
             record.url,
             http,
             api_key=record.api_key,
             probe_timeout=settings.probe_timeout_s,
         )
+        if isinstance(backend, ComfyUIBackend):
+            backend.refresh_s = settings.comfy_object_info_refresh_s
+        return backend
 
     fleet = Fleet(
         make_backend=backend_for,
@@ -181,10 +189,18 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         meter=meter,
         ledger=Ledger(limiter, meter, audit),
         audit=audit,
+        comfy=ComfyService(
+            settings,
+            fleet,
+            JobStore(sessions),
+            ArtifactStore(settings.artifacts_path, sessions),
+        ),
     )
     meter.start()
     await runtime.audit.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
+    runtime.comfy.events.subscribe(runtime.ledger.job_finished)
+    runtime.comfy.start()
     log.info(
         "started",
         action="server.start",
@@ -204,6 +220,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
 
 async def stop(runtime: Runtime) -> None:
     """Stop background work and close connections."""
+    await runtime.comfy.stop()
     for task in runtime.tasks:
         task.cancel()
     for task in runtime.tasks:

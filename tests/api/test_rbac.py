@@ -44,6 +44,32 @@ ROUTES: dict[tuple[str, str], tuple[Permission | None, object]] = {
     ("GET", "/api/audit"): (Permission.AUDIT_READ, None),
     ("GET", "/api/audit/verify"): (Permission.AUDIT_READ, None),
 }
+COMFY: dict[tuple[str, str], tuple[Permission | None, object]] = {
+    ("POST", "/prompt"): (Permission.INFERENCE, {"prompt": {}}),
+    ("GET", "/prompt"): (Permission.JOBS_OWN, None),
+    ("GET", "/queue"): (Permission.JOBS_OWN, None),
+    ("POST", "/queue"): (Permission.JOBS_OWN, {"delete": ["nothing"]}),
+    ("GET", "/history"): (Permission.JOBS_OWN, None),
+    ("GET", "/history/{prompt_id}"): (Permission.JOBS_OWN, None),
+    ("POST", "/history"): (Permission.JOBS_OWN, {"delete": ["nothing"]}),
+    ("POST", "/interrupt"): (Permission.JOBS_OWN, {"prompt_id": "nothing"}),
+    ("POST", "/free"): (Permission.JOBS_ALL, {"free_memory": False}),
+    ("GET", "/view"): (Permission.JOBS_OWN, None),
+    ("POST", "/upload/image"): (Permission.INFERENCE, None),
+    ("GET", "/system_stats"): (Permission.INFERENCE, None),
+    ("GET", "/object_info"): (Permission.INFERENCE, None),
+    ("GET", "/object_info/{node_class}"): (Permission.INFERENCE, None),
+    ("GET", "/features"): (Permission.INFERENCE, None),
+}
+# ComfyUI serves every route also under /api; so does sparkplane.
+for (_method, _path), _entry in COMFY.items():
+    ROUTES[(_method, _path)] = _entry
+    ROUTES[(_method, "/api" + _path)] = _entry
+ROUTES |= {
+    ("GET", "/api/jobs"): (Permission.JOBS_OWN, None),
+    ("GET", "/api/jobs/{job}"): (Permission.JOBS_OWN, None),
+    ("DELETE", "/api/jobs/{job}"): (Permission.JOBS_OWN, None),
+}
 IGNORED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 

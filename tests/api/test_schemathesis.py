@@ -57,6 +57,24 @@ INFERENCE = ("POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embe
 ADVISORY = frozenset({"ST201", "ST202", "ST204", "ST205"})
 
 
+# ComfyUI answers a POST whose body is not JSON with exactly this 500 (recorded in
+# prompt_error_malformed_json.json, free.json): apps written for ComfyUI expect it,
+# so sparkplane's drop-in routes answer the same on purpose. No other 5xx is allowed.
+COMFYUI_TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
+COMFYUI_POSTS = frozenset({"/prompt", "/queue", "/history", "/free", "/interrupt"})
+
+
+def comfyui_on_purpose(ex: Exchange) -> bool:
+    """Whether a 5xx is ComfyUI's recorded answer to a non-JSON body, reproduced."""
+    path = urlsplit(ex.uri).path.removeprefix("/api")
+    return (
+        ex.status == 500
+        and ex.method == "POST"
+        and path in COMFYUI_POSTS
+        and ex.response.strip() == COMFYUI_TROUBLE
+    )
+
+
 @dataclass
 class Exchange:
     """One request schemathesis sent and what came back."""
@@ -207,11 +225,21 @@ async def test_schemathesis_finds_no_server_error_and_no_contract_break(
     where = f"(schemathesis seed {report.seed})"
     assert not report.errors, f"{where} schemathesis errors:\n" + "\n".join(report.errors)
     assert len(report.exchanges) >= MIN_CASES, where
-    server_errors = [ex for ex in report.exchanges if ex.status is None or ex.status >= 500]
+    server_errors = [
+        ex
+        for ex in report.exchanges
+        if (ex.status is None or ex.status >= 500) and not comfyui_on_purpose(ex)
+    ]
     assert not server_errors, f"{where} 5xx or no answer:\n" + "\n".join(map(str, server_errors))
     advisory = Counter(f.code for f in report.findings if f.code in ADVISORY)
     print(f"{where} advisory findings (not failed on): {dict(advisory)}")
-    broken = sorted({str(f) for f in report.findings if f.code not in ADVISORY})
+    broken = sorted(
+        {
+            str(f)
+            for f in report.findings
+            if f.code not in ADVISORY and not (f.exchange and comfyui_on_purpose(f.exchange))
+        }
+    )
     assert not broken, f"{where} answers off the documented contract:\n" + "\n".join(broken)
     # The steering worked: the engine really answered inference requests.
     answered = Counter(

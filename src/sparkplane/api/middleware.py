@@ -29,6 +29,8 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 _JSON = (b"content-type", b"application/json")
 DISCARD_LIMIT = 64 * 1024 * 1024
 ADMIN_PREFIX = "/api/"
+# File uploads have their own limit (max_upload_bytes), not the JSON body limit.
+UPLOAD_ROUTES = frozenset({"/upload/image", "/api/upload/image"})
 # The admin API answers JSON to programs: nothing in it should be framed, sniffed,
 # cached or allowed to load anything.
 SECURITY_HEADERS = (
@@ -51,10 +53,12 @@ class GatewayMiddleware:
         auth_enabled: bool,
         public_paths: frozenset[str],
         tls: bool = False,
+        max_upload: int | None = None,
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.max_body = max_body
+        self.max_upload = max_upload or max_body
         self.auth_enabled = auth_enabled
         self.public_paths = public_paths
         self.security_headers = list(SECURITY_HEADERS)
@@ -91,8 +95,9 @@ class GatewayMiddleware:
                 rid_header,
             )
             return
-        if length > self.max_body:
-            await _too_large(send, self.max_body, rid_header)
+        limit = self.max_upload if scope["path"] in UPLOAD_ROUTES else self.max_body
+        if length > limit:
+            await _too_large(send, limit, rid_header)
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             # No name, id or filter sparkplane knows contains NUL, and databases refuse it.
@@ -151,7 +156,7 @@ class GatewayMiddleware:
                     await openai.inference(scope, receive, send_with_id, body)
                 return
             if length < 0:
-                receive = _limited(receive, self.max_body)
+                receive = _limited(receive, limit)
             await self.app(scope, receive, send_with_id)
         finally:
             self.lifecycle.leave()

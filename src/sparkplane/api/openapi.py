@@ -64,13 +64,15 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     public = path in ("/healthz", "/readyz")
+    # The ComfyUI drop-in answers its own errors as ComfyUI does (often an empty
+    # body); sparkplane's own refusals (auth, limits) still use the error body.
+    comfyui = "comfyui" in operation.get("tags", ())
     for status, description in ERRORS.items():
         if public and status in ("401", "403"):
             continue
-        responses.setdefault(
-            status,
-            {
-                "description": description,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
-        )
+        answer: dict[str, Any] = {"description": description}
+        if not comfyui or status in ("401", "429", "503"):
+            answer["content"] = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+            }
+        responses.setdefault(status, answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import audit, db, devices, models, plan, security, serve, usage
+from sparkplane.cli import audit, db, devices, jobs, models, plan, security, serve, usage
 from sparkplane.cli.common import settings_from
 from sparkplane.logs import configure
 from sparkplane.planner import DeviceProfile, profiles_with
@@ -34,6 +34,7 @@ security.register(app)
 plan.register(app, profiles=plan_profiles)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(usage.app, name="usage")
 app.add_typer(audit.app, name="audit")

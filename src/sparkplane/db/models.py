@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -123,3 +135,112 @@ class UsageRow(Base):
     device_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobRow(Base):
+    """A workflow job (a ComfyUI prompt): stored before the client hears "ok".
+
+    `attempts` is also the fencing token: only the attempt that holds the current
+    number may record a result, so a late answer from a given-up attempt is ignored.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "prompt_id", name="uq_jobs_tenant_prompt"),
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
+        Index("ix_jobs_queue", "status", "number", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    prompt_id: Mapped[str] = mapped_column(String(200))
+    tenant_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    key_id: Mapped[str] = mapped_column(String(32), default="")
+    client_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    number: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    prompt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extra_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Values the device needs but nobody may read back (ComfyUI's sensitive extra_data).
+    secrets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outputs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    node_errors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    signature: Mapped[str] = mapped_column(String(64), default="")
+    # The tenant's placement policy when the job was submitted (allowed devices, off-prem).
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    device_prompt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resume: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    executing_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    history_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobAttemptRow(Base):
+    """One try of a job on one device: when, where, and how it ended."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_job_attempts"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(100))
+    device_prompt_id: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class UploadRow(Base):
+    """A file a client uploaded (POST /upload/image), kept in the artifact store."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "type", "subfolder", "name", name="uq_uploads_name"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), default="")
+    key_id: Mapped[str] = mapped_column(String(32), default="")
+    type: Mapped[str] = mapped_column(String(10))
+    subfolder: Mapped[str] = mapped_column(String(255), default="")
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ArtifactRow(Base):
+    """An output file of a finished job, copied from the device into the artifact store."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), default="")
+    key_id: Mapped[str] = mapped_column(String(32), default="")
+    node_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(10))
+    subfolder: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1000))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -21,9 +21,10 @@ import orjson
 
 from sparkplane.backends.base import Operation
 from sparkplane.errors import SparkplaneError
+from sparkplane.jobs.events import JobFinished
 from sparkplane.scheduler.dispatch import Answer
 from sparkplane.security.audit import AuditLog
-from sparkplane.security.audit_events import InferenceEvent
+from sparkplane.security.audit_events import InferenceEvent, JobEvent
 from sparkplane.security.limits import Limiter, Ticket
 from sparkplane.security.principal import Principal
 from sparkplane.usage.meter import Meter
@@ -196,6 +197,50 @@ class Ledger:
                     attempts=answer.attempts,
                 )
             )
+
+    async def admit_job(self, principal: Principal) -> None:
+        """Gate a workflow submission: audit up, and the caller's rate and image quota.
+
+        A job may finish in another process, or after a restart, so no ticket is
+        held for it: one image is counted per accepted prompt now, and the meter
+        records the images really produced when the job ends.
+        """
+        self._audit.raise_if_closed()
+        ticket = await self._limiter.admit(principal, tokens=0, images=1)
+        await self._limiter.settle(ticket, tokens=0, images=1)
+
+    def job_finished(self, job: JobFinished) -> None:
+        """The jobs room's hook: meter the job and append it to the audit log."""
+        tenant_id, key_id = job.tenant_id or None, job.key_id or None
+        self._meter.record(
+            UsageRecord(
+                tenant_id=tenant_id,
+                key_id=key_id,
+                kind="workflow",
+                model="comfyui",
+                device=job.device,
+                status=_JOB_STATUS.get(job.status, 500),
+                images=job.images,
+                duration_s=job.duration_s,
+                device_seconds=job.device_seconds,
+            )
+        )
+        self._audit.record(
+            JobEvent(
+                tenant_id=tenant_id,
+                key_id=key_id,
+                prompt_id=job.prompt_id,
+                status=job.status,
+                device=job.device,
+                images=job.images,
+                attempts=job.attempts,
+                duration_ms=round(job.duration_s * 1000, 3),
+            )
+        )
+
+
+# A job's end as the HTTP status its usage row carries (errors counted as such).
+_JOB_STATUS = {"success": 200, "error": 500, "interrupted": 499, "cancelled": 499}
 
 
 def _json_or_text(body: bytes) -> Any:

@@ -3,7 +3,9 @@
 Where it looks: $SPARKPLANE_FIXTURES (the fixtures root holding comfyui/, or the
 comfyui folder itself), then `shared/fixtures/comfyui` in the folder holding the
 repository checkout and in each folder above it (so a worktree at /work/wt/x finds
-/work/shared).
+/work/shared), then the copy kept in the repository (tests/fixtures/comfyui), so a
+clone anywhere runs the conformance tests. tests/test_fixture_copy.py fails when
+the copy and the shared original differ.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_VAR = "SPARKPLANE_FIXTURES"
+VENDORED = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
 
 
 def _repo_root() -> Path:
@@ -33,6 +36,7 @@ def candidate_dirs() -> list[Path]:
         out += [Path(override) / "comfyui", Path(override)]
     root = _repo_root()
     out += [parent / "shared" / "fixtures" / "comfyui" for parent in root.parents]
+    out.append(VENDORED)
     return out
 
 
