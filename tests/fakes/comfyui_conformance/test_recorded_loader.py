@@ -34,6 +34,7 @@ def test_missing_fixtures_message_lists_the_places_tried(
 ) -> None:
     monkeypatch.setenv(recorded.ENV_VAR, str(tmp_path / "nowhere"))
     monkeypatch.setattr(recorded, "_repo_root", lambda: tmp_path / "a" / "repo")
+    monkeypatch.setattr(recorded, "VENDORED", tmp_path / "no-copy")
     assert recorded.fixtures_dir() is None
     message = recorded.missing_message()
     assert str(tmp_path / "nowhere") in message
