@@ -123,3 +123,23 @@ def test_keyless_serving_is_refused_off_loopback() -> None:
     )
     assert done.returncode != 0
     assert "loopback" in done.stderr
+
+
+async def test_cors_preflight_is_answered_before_authentication(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(auth_enabled=True, cors_origins=["https://app.example"])
+    async with running_gateway(settings) as gw:
+        r = await gw.client.options(
+            "/v1/chat/completions",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        r = await gw.client.get("/v1/models", headers={"Origin": "https://evil.example"})
+        assert r.status_code == 401
+        assert "access-control-allow-origin" not in r.headers

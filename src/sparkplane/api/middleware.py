@@ -20,6 +20,8 @@ from sparkplane.errors import SparkplaneError
 from sparkplane.lifecycle import Lifecycle
 from sparkplane.security.principal import ANONYMOUS, PUBLIC
 
+log = structlog.get_logger("sparkplane.api")
+
 if TYPE_CHECKING:
     from sparkplane.runtime import Runtime
 
@@ -153,7 +155,7 @@ class GatewayMiddleware:
                 if body is None:
                     await _too_large(send, self.max_body, rid_header)
                 else:
-                    await openai.inference(scope, receive, send_with_id, body)
+                    await _guarded(scope, receive, send_with_id, body)
                 return
             if length < 0:
                 receive = _limited(receive, limit)
@@ -185,6 +187,26 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.lifecycle.leave()
+
+
+async def _guarded(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+    """Run the hot path; an unexpected error becomes a 500 in OpenAI's format (the
+    framework's error handling is not around it), never a dropped connection."""
+    started = False
+
+    async def tracking(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await openai.inference(scope, receive, tracking, body)
+    except Exception:
+        log.exception("unhandled_error", action="api.error")
+        if not started:
+            body = orjson.dumps(error_body("internal error", "internal_error", "internal_error"))
+            await send({"type": "http.response.start", "status": 500, "headers": [_JSON]})
+            await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

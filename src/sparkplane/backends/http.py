@@ -18,11 +18,12 @@ def new_session(limit_per_host: int = 256) -> aiohttp.ClientSession:
     """The one client session an app shares across all devices."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, ttl_dns_cache=300)
     # No session-wide timeout: each call sets its own from `Timeouts`.
+    # No skip_auto_headers: aiohttp then builds a header dict per request (8 % of
+    # the proxy's CPU in a profile); its User-Agent header is harmless.
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=False,
-        skip_auto_headers=("User-Agent",),
     )
 
 

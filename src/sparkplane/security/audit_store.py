@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, Text, func, insert, select, text, type_coerce
+from sqlalchemy import ColumnElement, String, Text, func, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sparkplane.db.engine import insert_rows
 from sparkplane.db.models import AuditRow
 from sparkplane.security.audit_chain import GENESIS, Entry, StoredEntry, link
 
@@ -84,8 +85,9 @@ class AuditStore:
             ).first()
             last_seq, last_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
             chained = link(entries, last_seq, last_hash)
-            await session.execute(
-                insert(_TABLE),
+            await insert_rows(
+                session,
+                _TABLE,
                 [
                     {
                         "seq": e.seq,

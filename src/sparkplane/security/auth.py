@@ -8,6 +8,7 @@ briefly, so a flood of bad keys costs one query per key per period.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,22 +34,37 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._pending: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def authenticate(self, key: str | None) -> Principal:
         """The caller behind `key`; Unauthorized if missing, unknown, revoked or expired."""
         if not key:
             raise Unauthorized("an API key is required (Authorization: Bearer sp-...)")
-        now = self._clock()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._clock():
             principal = cached[1]
         else:
-            principal = await self._verify(key)
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = (now + self._ttl, principal)
+            principal = await self._verify_once(key)
         if principal is None:
             raise Unauthorized("the API key is not valid (unknown, revoked or expired)")
+        return principal
+
+    async def _verify_once(self, key: str) -> Principal | None:
+        """Verify against the database, one lookup per key however many requests
+        are waiting (when a busy key's cache entry expires, all its requests at
+        that moment share one query instead of each making its own)."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.ensure_future(self._verify(key))
+        self._pending[key] = pending
+        try:
+            principal = await asyncio.shield(pending)
+        finally:
+            self._pending.pop(key, None)
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (self._clock() + self._ttl, principal)
         return principal
 
     async def _verify(self, key: str) -> Principal | None:

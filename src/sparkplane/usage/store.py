@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sparkplane.db.engine import insert_rows
 from sparkplane.db.models import UsageRow
 from sparkplane.errors import BadRequest
 
@@ -53,6 +54,9 @@ class UsageGroup:
     energy_wh: float
 
 
+_TABLE = UsageRow.metadata.tables["usage_records"]
+
+
 class UsageStore:
     """usage_records in the database."""
 
@@ -64,7 +68,9 @@ class UsageStore:
         if not rows:
             return
         async with self._sessions() as session:
-            await session.execute(insert(UsageRow), list(rows))
+            # The table, not the mapped class: a plain executemany, without the ORM's
+            # bulk-insert bookkeeping for every row.
+            await insert_rows(session, _TABLE, rows)
             await session.commit()
 
     async def month_totals(self, month: str) -> MonthTotals:
