@@ -66,6 +66,15 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (Linux /proc), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, concurrency: int, duration: int, script: Path) -> Result:
     cmd = [
         "wrk",
@@ -134,6 +143,7 @@ def main() -> None:
                         stderr=log,
                     )
                 )
+            serve_pid = procs[-1].pid
             gateway = f"http://127.0.0.1:{sp_port}"
             wait_http(gateway + "/readyz")
             script = Path(tmp) / "post.lua"
@@ -149,18 +159,20 @@ def main() -> None:
             header = (
                 f"{'conc':>4} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} | "
                 f"{'sparkplane rps':>14} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
-                f"{'added p50 ms':>12}"
+                f"{'added p50 ms':>12} {'CPU us/req':>10}"
             )
             print(header)
             print("-" * len(header))
             for c in args.concurrency:
                 direct = run_wrk(upstream + "/v1/chat/completions", c, args.duration, script)
+                before = cpu_seconds(serve_pid)
                 via = run_wrk(gateway + "/v1/chat/completions", c, args.duration, script)
+                cpu_us = (cpu_seconds(serve_pid) - before) * 1e6 / max(1, via.rps * args.duration)
                 print(
                     f"{c:>4} | {direct.rps:>10.0f} {direct.p50_ms:>7.2f} {direct.p99_ms:>7.2f} | "
                     f"{via.rps:>14.0f} {via.p50_ms:>7.2f} {via.p99_ms:>7.2f} "
                     f"{via.errors + direct.errors:>6} | "
-                    f"{via.p50_ms - direct.p50_ms:>12.2f}"
+                    f"{via.p50_ms - direct.p50_ms:>12.2f} {cpu_us:>10.0f}"
                 )
         finally:
             for p in procs:
