@@ -12,7 +12,7 @@ from sparkplane.api.auth import require
 from sparkplane.api.deps import record_admin, runtime
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission, Role
-from sparkplane.security.tenancy import Limits, Prices, TenantPolicy, TenantRecord
+from sparkplane.security.tenancy import Limits, Prices, TenantPolicy
 
 router = APIRouter(prefix="/api", tags=["security"])
 TenantName = Annotated[
@@ -66,7 +66,7 @@ async def create_tenant(
     tenant = await rt.tenants.create(
         body.name, policy=body.policy, limits=body.limits, prices=body.prices
     )
-    record_admin(request, who, "tenants.create", tenant.name, **_settings_of(tenant))
+    record_admin(request, who, "tenants.create", tenant.name, **tenant.settings())
     return tenant.public()
 
 
@@ -139,8 +139,3 @@ async def revoke_key(
     rt.authenticator.forget()
     record_admin(request, who, "keys.revoke", record.id)
     return record.public()
-
-
-def _settings_of(tenant: TenantRecord) -> dict[str, Any]:
-    doc = tenant.public()
-    return {k: doc[k] for k in ("policy", "limits", "prices")}

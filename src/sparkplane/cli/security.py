@@ -110,6 +110,16 @@ PricesOption = Annotated[
 ]
 
 
+def _tenant_settings(
+    policy: str | None, limits: str | None, prices: str | None
+) -> tuple[TenantPolicy | None, Limits | None, Prices | None]:
+    return (
+        _parse(TenantPolicy, policy, "policy"),
+        _parse(Limits, limits, "limits"),
+        _parse(Prices, prices, "prices"),
+    )
+
+
 @tenants_app.command("create")
 def tenants_create(
     name: str,
@@ -120,24 +130,14 @@ def tenants_create(
 ) -> None:
     """Create a tenant."""
     settings = settings_from(config)
-    parsed = (
-        _parse(TenantPolicy, policy, "policy"),
-        _parse(Limits, limits, "limits"),
-        _parse(Prices, prices, "prices"),
-    )
+    parsed = _tenant_settings(policy, limits, prices)
 
     async def go() -> TenantRecord:
         async with database(settings) as engine:
             tenant = await TenantStore(session_factory(engine)).create(
                 name, policy=parsed[0], limits=parsed[1], prices=parsed[2]
             )
-            doc = tenant.public()
-            await audit_admin(
-                engine,
-                "tenants.create",
-                name,
-                **{k: doc[k] for k in ("policy", "limits", "prices")},
-            )
+            await audit_admin(engine, "tenants.create", name, **tenant.settings())
             return tenant
 
     tenant = run(go())
@@ -157,11 +157,7 @@ def tenants_update(
 ) -> None:
     """Replace a tenant's policy, limits or prices, or disable it."""
     settings = settings_from(config)
-    parsed = (
-        _parse(TenantPolicy, policy, "policy"),
-        _parse(Limits, limits, "limits"),
-        _parse(Prices, prices, "prices"),
-    )
+    parsed = _tenant_settings(policy, limits, prices)
 
     async def go() -> TenantRecord:
         async with database(settings) as engine:

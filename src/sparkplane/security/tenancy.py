@@ -62,6 +62,14 @@ class TenantRecord:
     limits: Limits
     prices: Prices
 
+    def settings(self) -> dict[str, Any]:
+        """Its policy, limits and prices as JSON-ready dicts (for audit entries)."""
+        return {
+            "policy": self.policy.model_dump(mode="json"),
+            "limits": self.limits.model_dump(mode="json"),
+            "prices": self.prices.model_dump(mode="json"),
+        }
+
     def public(self) -> dict[str, Any]:
         """The tenant as the API and CLI show it."""
         return {
@@ -69,9 +77,7 @@ class TenantRecord:
             "name": self.name,
             "created_at": self.created_at.isoformat(),
             "disabled": self.disabled,
-            "policy": self.policy.model_dump(mode="json"),
-            "limits": self.limits.model_dump(mode="json"),
-            "prices": self.prices.model_dump(mode="json"),
+            **self.settings(),
         }
 
 
