@@ -7,8 +7,10 @@ import json
 import typer
 from rich.table import Table
 
+from sparkplane.backends.registry import KINDS
 from sparkplane.cli.common import ConfigOption, console, database, run, settings_from
 from sparkplane.db.engine import session_factory
+from sparkplane.fleet.catalog import split_target
 from sparkplane.fleet.store import DeviceStore
 
 app = typer.Typer(help="Models the fleet serves.", no_args_is_help=True)
@@ -29,13 +31,14 @@ def list_(
         for r in records:
             for m in r.models:
                 served.setdefault(m, set()).add(r.name)
+        kinds = frozenset(KINDS)
         for public, targets in settings.aliases.items():
             devices: set[str] = set()
-            for t in targets:
-                kind, _, name = t.partition(":")
-                for r in records:
-                    if (name and r.kind == kind and name in r.models) or t in r.models:
-                        devices.add(r.name)
+            for target in targets:
+                kind, name = split_target(target, kinds)
+                devices.update(
+                    r.name for r in records if name in r.models and kind in (None, r.kind)
+                )
             served[public] = devices
         return served
 

@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from sparkplane.fleet.device import Device
 
 
+def split_target(target: str, kinds: frozenset[str]) -> tuple[str | None, str]:
+    """An alias target as (engine kind or None for any, model name): `ollama:llama3.1:8b`
+    -> ("ollama", "llama3.1:8b") when `ollama` is a known kind, else (None, target)."""
+    kind, _, name = target.partition(":")
+    if name and kind in kinds:
+        return kind, name
+    return None, target
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One way to serve a public model: this device, under this name."""
@@ -62,11 +71,10 @@ class ModelCatalog:
         for public, targets in aliases.items():
             routes: dict[tuple[str, str], Route] = {}
             for target in targets:
-                kind, _, name = target.partition(":")
-                if name and kind in known_kinds:
-                    matches = [r for r in by_name.get(name, ()) if r.device.record.kind == kind]
-                else:
-                    matches = by_name.get(target, [])
+                kind, name = split_target(target, known_kinds)
+                matches = [
+                    r for r in by_name.get(name, ()) if kind is None or r.device.record.kind == kind
+                ]
                 for r in matches:
                     routes.setdefault((r.device.id, r.model), r)
             claimed.update(routes)
