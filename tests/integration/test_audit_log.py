@@ -226,9 +226,13 @@ async def test_two_processes_writing_at_once_make_one_chain(db: Db) -> None:
     assert len(stored) == 240
     tenants = [r.tenant_id for r in stored]
     assert tenants.count("one") == tenants.count("two") == 120
-    # Interleaved: not one writer's entries, then the other's.
-    switches = sum(a != b for a, b in itertools.pairwise(tenants))
-    assert switches >= 2
+    if db.url.startswith("postgresql"):
+        # Interleaved: PostgreSQL grants the advisory lock in queue order, so a
+        # waiting writer goes next. SQLite's busy handler is not fair (a writer
+        # may take the lock again and again while the other sleeps), so there
+        # only the chain and the counts above say both wrote correctly.
+        switches = sum(a != b for a, b in itertools.pairwise(tenants))
+        assert switches >= 2
     for tenant in ("one", "two"):
         mine = [r.data["tokens_in"] for r in stored if r.tenant_id == tenant]
         assert mine == list(range(120))
