@@ -15,46 +15,18 @@ from tests.conftest import SettingsFactory
 from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI
 from tests.fakes.comfyui_conformance.flow import connect, run
 from tests.fakes.comfyui_conformance.support import (
+    DEVICE_ONLY,
+    VALIDATION_ERRORS,
     assert_frames,
     assert_matches,
     canon,
     replay,
     tokens,
 )
+from tests.fakes.comfyui_conformance.support import STATELESS as ALL_STATELESS
 from tests.support.comfy import comfy_gateway, fleet
 
-STATELESS = [
-    "features",
-    "object_info_single_node",
-    "object_info_unknown_node",
-    "queue_idle",
-    "prompt_get_idle",
-    "api_prefix_queue",
-    "history_unknown_prompt_id",
-    "history_after_clear",
-    "view_not_found",
-    "view_bad_filename",
-    "free",
-    "free_no_body",
-    "interrupt_global_no_body",
-    "interrupt_not_running",
-    "prompt_error_malformed_json",
-]
-VALIDATION_ERRORS = [
-    "prompt_error_bad_combo",
-    "prompt_error_bad_link",
-    "prompt_error_bad_link_slot",
-    "prompt_error_empty_prompt",
-    "prompt_error_missing_class_type",
-    "prompt_error_missing_image_file",
-    "prompt_error_missing_input",
-    "prompt_error_no_outputs",
-    "prompt_error_no_prompt_key",
-    "prompt_error_type_mismatch",
-    "prompt_error_unknown_node",
-    "prompt_error_value_below_min",
-    "prompt_error_value_not_int",
-]
+STATELESS = [name for name in ALL_STATELESS if name not in DEVICE_ONLY]
 
 
 @dataclass

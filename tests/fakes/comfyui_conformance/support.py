@@ -37,6 +37,49 @@ VARYING = {
     "traceback",
     "current_inputs",
 }
+# Recorded exchanges that need no prior state: a fresh server answers them as recorded.
+STATELESS = [
+    "system_stats",
+    "features",
+    "object_info_single_node",
+    "object_info_unknown_node",
+    "queue_idle",
+    "prompt_get_idle",
+    "api_prefix_queue",
+    "history_unknown_prompt_id",
+    "history_after_clear",
+    "view_not_found",
+    "view_bad_filename",
+    "origin_mismatch_403",
+    "origin_match_ok",
+    "free",
+    "free_no_body",
+    "interrupt_global_no_body",
+    "interrupt_not_running",
+    "prompt_error_malformed_json",
+]
+
+# Prompts ComfyUI refuses in validation, each with its recorded error body.
+VALIDATION_ERRORS = [
+    "prompt_error_bad_combo",
+    "prompt_error_bad_link",
+    "prompt_error_bad_link_slot",
+    "prompt_error_empty_prompt",
+    "prompt_error_missing_class_type",
+    "prompt_error_missing_image_file",
+    "prompt_error_missing_input",
+    "prompt_error_no_outputs",
+    "prompt_error_no_prompt_key",
+    "prompt_error_type_mismatch",
+    "prompt_error_unknown_node",
+    "prompt_error_value_below_min",
+    "prompt_error_value_not_int",
+]
+
+# Answered by a device itself, not through sparkplane: /system_stats is the fleet's own
+# view there, and sparkplane never forwards a client's Origin (tested on its own).
+DEVICE_ONLY = {"system_stats", "origin_mismatch_403", "origin_match_ok"}
+
 _TRACEBACK_ENTRY = re.compile(r'^(  File ".*", line \d+, in .*)\n')
 
 

@@ -6,44 +6,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.comfyui_conformance.support import assert_matches, replay, unpath
-
-STATELESS = [
-    "system_stats",
-    "features",
-    "object_info_single_node",
-    "object_info_unknown_node",
-    "queue_idle",
-    "prompt_get_idle",
-    "api_prefix_queue",
-    "history_unknown_prompt_id",
-    "history_after_clear",
-    "view_not_found",
-    "view_bad_filename",
-    "origin_mismatch_403",
-    "origin_match_ok",
-    "free",
-    "free_no_body",
-    "interrupt_global_no_body",
-    "interrupt_not_running",
-    "prompt_error_malformed_json",
-]
-
-VALIDATION_ERRORS = [
-    "prompt_error_bad_combo",
-    "prompt_error_bad_link",
-    "prompt_error_bad_link_slot",
-    "prompt_error_empty_prompt",
-    "prompt_error_missing_class_type",
-    "prompt_error_missing_image_file",
-    "prompt_error_missing_input",
-    "prompt_error_no_outputs",
-    "prompt_error_no_prompt_key",
-    "prompt_error_type_mismatch",
-    "prompt_error_unknown_node",
-    "prompt_error_value_below_min",
-    "prompt_error_value_not_int",
-]
+from tests.fakes.comfyui_conformance.support import (
+    STATELESS,
+    VALIDATION_ERRORS,
+    assert_matches,
+    replay,
+    unpath,
+)
 
 
 @pytest.mark.parametrize("name", STATELESS)
