@@ -37,6 +37,8 @@ async def test_patch_with_nothing_to_change_returns_the_device(
         ({"url": "http://a..b:8000"}, "url"),
         ({"url": "http://" + "a" * 64 + ".lan:8000", "kind": "openai"}, "url"),
         ({"url": "http://[::1:8000"}, "url"),
+        ({"url": "hTtp://\x00\xb9", "kind": "ollama"}, "url"),  # PostgreSQL refuses NUL
+        ({"url": "http://box\t1:8000", "kind": "openai"}, "url"),
     ],
 )
 async def test_unusable_device_input_is_400(

@@ -11,7 +11,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -92,9 +92,19 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return json_error(exc.status_code, str(exc.detail), type_, code, None, dict(exc.headers or {}))
 
 
-def _data_error(request: Request, exc: Exception) -> Response:
-    # The database refused a value the API let through (a NUL character in text
-    # for PostgreSQL, a number past 64 bits): the caller's input, so a 400.
+def refused_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value (not failed): a NUL character in text
+    for PostgreSQL, a number past 64 bits. SQLAlchemy's asyncpg dialect raises
+    these as a plain DBAPIError, so PostgreSQL's SQLSTATE class 22 (data
+    exception) is read as well."""
+    return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "")).startswith("22")
+
+
+def _database_error(request: Request, exc: Exception) -> Response:
+    # A value the API let through and the database refused: the caller's input, so a 400.
+    assert isinstance(exc, DBAPIError)
+    if not refused_value(exc):
+        return _unexpected(request, exc)
     return json_error(
         400,
         "a value in the request cannot be stored or looked up",
@@ -110,7 +120,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
-    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(SparkplaneError, _sparkplane_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -31,8 +31,15 @@ LOCAL_ENGINES = (
 )
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def check_url(url: str) -> str:
     """Reject anything but an absolute http(s) URL with a host."""
+    if _has_control(url):
+        # urlsplit keeps them in the host; they would reach the database and the client.
+        raise BadRequest(f"device URL must not contain control characters: {url!r}", param="url")
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
@@ -62,7 +69,7 @@ def check_name(name: str) -> str:
 
 def check_api_key(api_key: str | None) -> str | None:
     """The key goes into an HTTP header: control characters would break (or inject) it."""
-    if api_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in api_key):
+    if api_key is not None and _has_control(api_key):
         raise BadRequest("api_key must not contain control characters", param="api_key")
     return api_key
 
