@@ -42,6 +42,7 @@ class Refusal(StrEnum):
     NO_DEVICE = "no_device"
     NONE_HEALTHY = "none_healthy"
     POLICY = "policy"
+    NO_ROOM = "no_room"  # devices could serve it, but none can take it now
 
 
 @dataclass(frozen=True, slots=True)

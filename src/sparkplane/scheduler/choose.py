@@ -1,0 +1,237 @@
+"""The scheduler's one decision: `choose(ask, snapshot, policy, tuning) -> Decision`.
+
+Pure: it reads a `FleetSnapshot` and returns plain data; it does no I/O, reads
+no clock (the ask carries `now`) and changes nothing. The live server and the
+simulator call this same function, so a policy that wins in simulation is the
+policy that runs.
+
+For every device that can serve the model the policy allows, it plans the
+steps (evict idle models if memory is short, load the model if it is cold,
+run) and scores them by estimated completion time::
+
+    eta = queue wait + (cold ? wait for the device's load queue + load time : 0)
+          + service time (planner estimate x observed correction, this model here)
+
+Evictions take the idle resident models that are cheapest to lose first: the
+expected cost of evicting one is how soon it will be needed (its request rate)
+times how long it takes to load again. A model with work in flight, one being
+loaded, or one loaded less than `tuning.min_resident_s` ago is never evicted
+(no thrash: the request waits or goes elsewhere).
+
+Cloud (off-premises) devices are candidates only where the policy allows them,
+and only when no local plan meets the ask's deadline (or there is no local
+plan at all); then they come first, the cheapest first, and local plans
+follow as fallbacks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sparkplane.fleet.snapshot import FleetSnapshot, Slot
+from sparkplane.scheduler.policy import Policy, Refusal
+
+# Seconds an engine takes to drop a model from memory.
+UNLOAD_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A request as the policy sees it."""
+
+    model: str  # the public name
+    now: float = 0.0
+    tenant: str = ""
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    deadline_s: float | None = None  # seconds from `now` the caller needs it done in
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The policy's knobs (settings in the server, flags in the simulator)."""
+
+    min_resident_s: float = 60.0  # a model loaded this recently is not evicted for a cold one
+    allow_load: bool = True  # False: only resident models are candidates
+    max_plans: int = 3  # alternatives kept for retries before the first byte
+    saturation: int = 4  # queue depth (x parallel) past which a device is full
+
+
+class StepKind(StrEnum):
+    """What dispatch does on the chosen device, in order."""
+
+    EVICT = "evict"
+    LOAD = "load"
+    RUN = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a plan."""
+
+    kind: StepKind
+    model: str  # the device's own name for the model
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where and how one request runs, with its estimated completion time."""
+
+    slot: Slot
+    steps: tuple[Step, ...]
+    wait_s: float
+    load_s: float
+    service_s: float
+
+    @property
+    def eta_s(self) -> float:
+        """Estimated seconds from now until the request is done."""
+        return self.wait_s + self.load_s + self.service_s
+
+    @property
+    def device(self) -> str:
+        """The chosen device's name."""
+        return self.slot.device.name
+
+    @property
+    def cold(self) -> bool:
+        """Whether the model must be loaded first."""
+        return any(s.kind is StepKind.LOAD for s in self.steps)
+
+    @property
+    def evictions(self) -> tuple[str, ...]:
+        """Models this plan takes out of memory."""
+        return tuple(s.model for s in self.steps if s.kind is StepKind.EVICT)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Plans in the order to try them, or why there are none."""
+
+    plans: tuple[Plan, ...]
+    refusal: Refusal | None = None
+
+    @property
+    def best(self) -> Plan | None:
+        """The plan to try first."""
+        return self.plans[0] if self.plans else None
+
+
+def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) -> Decision:
+    """Plans for `ask`, best first; see the module docstring."""
+    slots = snapshot.routes.get(ask.model)
+    if not slots:
+        return Decision((), Refusal.NO_DEVICE)
+    allowed = policy.allowed_devices
+    local: list[Plan] = []
+    cloud: list[Plan] = []
+    excluded = full = False  # an available device the policy rules out; a device too busy
+    bound = math.inf  # the max_plans-th best local eta so far
+    for slot in slots:
+        device = slot.device
+        if (allowed is not None and device.name not in allowed) or (
+            device.off_prem and not policy.allow_off_prem
+        ):
+            excluded = excluded or device.available
+            continue
+        if not device.available:
+            continue
+        if not device.off_prem and len(local) >= tuning.max_plans:
+            # Routes are sorted fastest planned first: stop once nothing left can win
+            # (a correction may at most halve a planned time).
+            floor = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
+            if floor is not None and floor * 0.5 >= bound:
+                break
+        plan = _plan(ask, slot, tuning)
+        if plan is None:
+            full = True
+        elif device.off_prem:
+            cloud.append(plan)
+        else:
+            local.append(plan)
+            if len(local) > tuning.max_plans:
+                local.sort(key=_order)
+                del local[tuning.max_plans :]
+            if len(local) == tuning.max_plans:
+                bound = max(p.eta_s for p in local)
+    local.sort(key=_order)
+    cloud.sort(key=lambda p: (p.slot.device.price_per_mtok, p.eta_s, p.device))
+    misses = ask.deadline_s is not None and (not local or local[0].eta_s > ask.deadline_s)
+    if cloud and (not local or misses):
+        return Decision(tuple(cloud[: tuning.max_plans] + local))
+    if local:
+        return Decision(tuple(local))
+    if full:
+        return Decision((), Refusal.NO_ROOM)
+    return Decision((), Refusal.POLICY if excluded else Refusal.NONE_HEALTHY)
+
+
+def _order(plan: Plan) -> tuple[float, int, bool, str]:
+    # Ties: higher priority, then a resident model, then the name (stable results).
+    return (plan.eta_s, -plan.slot.device.priority, plan.cold, plan.device)
+
+
+def _plan(ask: Ask, slot: Slot, tuning: Tuning) -> Plan | None:
+    """The plan for `ask` on `slot`, or None when the device cannot take it now."""
+    device = slot.device
+    service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images)
+    if device.inflight >= device.parallel * tuning.saturation and device.memory_bytes > 0:
+        return None
+    wait = device.wait_s()
+    if slot.resident:
+        return Plan(slot, (Step(StepKind.RUN, slot.model),), wait, 0.0, service)
+    if slot.loading:
+        # Someone else's load of this model is under way: wait for it.
+        left = max(device.busy_until - ask.now, 0.0)
+        return Plan(slot, (Step(StepKind.RUN, slot.model),), wait, left, service)
+    if not (tuning.allow_load and device.can_load):
+        return None
+    victims = evictions(slot, ask.now, tuning)
+    if victims is None:
+        return None
+    steps = tuple(Step(StepKind.EVICT, v.model) for v in victims)
+    steps += (Step(StepKind.LOAD, slot.model), Step(StepKind.RUN, slot.model))
+    queue = max(device.busy_until - ask.now, 0.0)
+    load = queue + slot.load_s + UNLOAD_S * len(victims)
+    return Plan(slot, steps, wait, load, service)
+
+
+def evictions(slot: Slot, now: float, tuning: Tuning) -> tuple[Slot, ...] | None:
+    """The resident models to evict so `slot` fits, cheapest to lose first.
+
+    None when it cannot fit: too big for the device, or too little is idle
+    and old enough to evict. An empty tuple when it fits as things are.
+    """
+    device = slot.device
+    if device.memory_bytes <= 0:
+        return ()
+    if slot.bytes > device.memory_bytes - device.pressure_bytes:
+        return None
+    short = slot.bytes - device.free_bytes
+    if short <= 0:
+        return ()
+    idle = [
+        s
+        for s in device.slots.values()
+        if s.resident
+        and s is not slot
+        and s.inflight == 0
+        and not s.loading
+        and now - s.loaded_at >= tuning.min_resident_s
+    ]
+    idle.sort(key=lambda s: (eviction_cost(s, now), s.last_used, s.model))
+    chosen: list[Slot] = []
+    for victim in idle:
+        chosen.append(victim)
+        short -= victim.bytes
+        if short <= 0:
+            return tuple(chosen)
+    return None
+
+
+def eviction_cost(slot: Slot, now: float) -> float:
+    """Expected seconds lost by evicting `slot`: its request rate x its reload time."""
+    return slot.demand.rate(now) * slot.load_s
