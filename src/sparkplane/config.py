@@ -118,6 +118,32 @@ class Settings(BaseSettings):
         "to one engine kind, e.g. `ollama:llama3.1:8b`.",
     )
 
+    # -- the scheduler -----------------------------------------------------
+    min_resident_s: float = Field(
+        60.0, ge=0, description="A model loaded less than this ago is not evicted for a cold one."
+    )
+    load_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait for an engine to load a model into memory."
+    )
+    device_parallel: int = Field(
+        4, ge=1, description="Requests a device serves at once, unless it says (`extra.parallel`)."
+    )
+    device_saturation: int = Field(
+        4, ge=1, description="In-flight requests per parallel place past which a device is full."
+    )
+    model_queue_limit: int = Field(
+        64, ge=0, description="Requests that may wait per model when every device is full."
+    )
+    queue_wait_s: float = Field(
+        60.0, gt=0, description="Longest wait in the model queue before a 503 queue_timeout."
+    )
+    load_gbs: float = Field(
+        2.0, gt=0, description="GB/s a model is read into memory, unless the device says."
+    )
+    tenant_weights: dict[str, float] = Field(
+        default_factory=dict, description="Fair-share weight per tenant name (default 1)."
+    )
+
     # -- security ----------------------------------------------------------
     auth_enabled: bool = Field(
         True,

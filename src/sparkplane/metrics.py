@@ -52,6 +52,18 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
+        self.loads = Counter(
+            "sparkplane_model_loads",
+            "Models loaded into a device's memory on the scheduler's request, by outcome.",
+            ("device", "model", "outcome"),
+            registry=self.registry,
+        )
+        self.evictions = Counter(
+            "sparkplane_model_evictions",
+            "Models taken out of a device's memory to make room, by outcome.",
+            ("device", "model", "outcome"),
+            registry=self.registry,
+        )
         self.registry.register(_FleetCollector(devices))
 
     def render(self) -> bytes:

@@ -14,7 +14,7 @@ import aiohttp
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sparkplane.backends.base import Backend, Timeouts
 from sparkplane.backends.comfyui import ComfyUIBackend
@@ -26,7 +26,9 @@ from sparkplane.db.engine import create_engine, session_factory
 from sparkplane.fleet.breaker import CircuitBreaker
 from sparkplane.fleet.device import DeviceRecord
 from sparkplane.fleet.health import HealthMonitor
+from sparkplane.fleet.load import LoadBook, LoadSettings, plan_figures
 from sparkplane.fleet.registry import Fleet
+from sparkplane.fleet.residency import ResidencyStore
 from sparkplane.fleet.service import discover
 from sparkplane.fleet.store import DeviceStore
 from sparkplane.jobs.artifacts import ArtifactStore
@@ -34,9 +36,13 @@ from sparkplane.jobs.service import ComfyService
 from sparkplane.jobs.store import JobStore
 from sparkplane.lifecycle import Lifecycle
 from sparkplane.metrics import Metrics
+from sparkplane.planner import profiles_with
+from sparkplane.scheduler.admission import Admission
 from sparkplane.scheduler.budget import RetryBudget
+from sparkplane.scheduler.choose import Tuning
 from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
+from sparkplane.scheduler.steps import Loader
 from sparkplane.security.audit import AuditLog
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
@@ -64,6 +70,9 @@ class Runtime:
     store: DeviceStore
     http: aiohttp.ClientSession
     fleet: Fleet
+    book: LoadBook
+    admission: Admission
+    residency: ResidencyStore
     metrics: Metrics
     dispatcher: Dispatcher
     health: HealthMonitor
@@ -124,6 +133,35 @@ def gateway_limits(settings: Settings) -> GatewayLimits:
     )
 
 
+def scheduling(
+    settings: Settings,
+    fleet: Fleet,
+    sessions: async_sessionmaker[AsyncSession],
+    metrics: Metrics,
+) -> tuple[LoadBook, Admission, Loader, ResidencyStore]:
+    """The scheduler's parts: the load book, admission, the loader and residency store."""
+    book = LoadBook(
+        fleet,
+        profiles_with(settings.device_profiles),
+        LoadSettings(parallel=settings.device_parallel, load_gbs=settings.load_gbs),
+        plan_figures,
+    )
+    fleet.listeners.append(book.rebuild)
+    book.rebuild()
+    tuning = Tuning(min_resident_s=settings.min_resident_s, saturation=settings.device_saturation)
+    admission = Admission(
+        book,
+        tuning,
+        queue_limit=settings.model_queue_limit,
+        queue_wait_s=settings.queue_wait_s,
+        weights=settings.tenant_weights,
+    )
+    residency = ResidencyStore(sessions)
+    loader = Loader(book, residency, metrics, tuning, settings.load_timeout_s)
+    loader.changed = admission.wake
+    return book, admission, loader, residency
+
+
 async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: bool) -> Runtime:
     """Open the database (migrating it), the HTTP pool and the fleet; start the health loop."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -158,13 +196,20 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         records = await discover(store, http)
     fleet.sync(records)
     metrics = Metrics(fleet.devices)
+    book, admission, loader, residency = scheduling(settings, fleet, sessions, metrics)
     dispatcher = Dispatcher(
         fleet,
+        book,
+        admission,
+        loader,
         gateway_limits(settings),
         RetryBudget(settings.retry_budget_ratio, settings.retry_budget_min),
         metrics,
     )
-    health = HealthMonitor(fleet, store, settings.health_interval_s)
+    health = HealthMonitor(
+        fleet, store, settings.health_interval_s, book=book, residency=residency,
+        on_residency=admission.wake,
+    )  # fmt: skip
     limiter: Limiter = (
         RedisLimiter.from_url(settings.redis_url) if settings.redis_url else LocalLimiter()
     )
@@ -178,6 +223,9 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         store=store,
         http=http,
         fleet=fleet,
+        book=book,
+        admission=admission,
+        residency=residency,
         metrics=metrics,
         dispatcher=dispatcher,
         health=health,

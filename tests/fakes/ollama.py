@@ -1,9 +1,12 @@
 """A fake Ollama server following Ollama's documented native API (docs/api.md):
-`GET /api/version`, `GET /api/tags`, `POST /api/chat` and `POST /api/generate`
-(NDJSON streams unless `"stream": false`), `POST /api/embed`. Errors come as
-Ollama sends them: `{"error": "..."}` with an HTTP status, or as an error line
+`GET /api/version`, `GET /api/tags`, `GET /api/ps`, `POST /api/chat` and
+`POST /api/generate` (NDJSON streams unless `"stream": false`; naming only a
+model loads it, with `keep_alive: 0` unloads it), `POST /api/embed`. Errors come
+as Ollama sends them: `{"error": "..."}` with an HTTP status, or as an error line
 inside a 200 stream. Knobs make it slow, fail, hang, break or split its stream;
-every request it received is kept in `requests` for tests to inspect."""
+its memory (sizes, capacity, loaded-model limit, load time, LRU eviction of idle
+models) is in `ollama_memory`. Every request it received is kept in `requests`,
+every residency change in `memory.events`, every inference in `memory.runs`."""
 
 from __future__ import annotations
 
@@ -18,6 +21,15 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.ollama_memory import (
+    KeepAliveError,
+    Memory,
+    MemoryKnobs,
+    NoRoom,
+    Run,
+    keep_alive_seconds,
+    timestamp,
+)
 
 
 @dataclass
@@ -42,6 +54,21 @@ class OllamaBehaviour:
     error_message: str = "an error was encountered while running the model"
     split_lines: bool = False  # write every line in two pieces, cut mid-JSON
     embedding_dim: int = 8
+    memory: MemoryKnobs = field(default_factory=MemoryKnobs)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request that passed the common checks."""
+
+    body: dict[str, Any]
+    name: str  # as the client wrote it
+    full: str  # with its tag
+    keep_alive_s: float
+
+    def fields(self) -> tuple[dict[str, Any], str, str, float]:
+        """body, name, full, keep_alive_s."""
+        return self.body, self.name, self.full, self.keep_alive_s
 
 
 @dataclass
@@ -58,6 +85,7 @@ class FakeOllama(LoopbackServer):
     def __init__(self, behaviour: OllamaBehaviour | None = None) -> None:
         self.behaviour = behaviour or OllamaBehaviour()
         self.requests: list[Received] = []
+        self.memory = Memory(self.behaviour.memory)
         super().__init__()
 
     @property
@@ -69,6 +97,7 @@ class FakeOllama(LoopbackServer):
         """Ollama's endpoints."""
         app.router.add_get("/api/version", self._version)
         app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/api/ps", self._ps)
         app.router.add_post("/api/chat", self._chat)
         app.router.add_post("/api/generate", self._generate)
         app.router.add_post("/api/embed", self._embed)
@@ -84,20 +113,52 @@ class FakeOllama(LoopbackServer):
                 "modified_at": "2025-01-02T03:04:05.123456789Z",
                 "size": 1_000_000 + i,
                 "digest": hashlib.sha256(name.encode()).hexdigest(),
-                "details": {
-                    "parent_model": "",
-                    "format": "gguf",
-                    "family": "llama",
-                    "families": ["llama"],
-                    "parameter_size": "1B",
-                    "quantization_level": "Q4_K_M",
-                },
+                "details": _details(),
             }
             for i, name in enumerate(self.behaviour.models)
         ]
         return web.json_response({"models": models})
 
-    async def _prelude(self, request: web.Request) -> tuple[dict[str, Any], str] | web.Response:
+    async def _ps(self, request: web.Request) -> web.Response:
+        self.memory.expire()
+        models = [
+            {
+                "name": r.name,
+                "model": r.name,
+                "size": r.size,
+                "digest": hashlib.sha256(r.name.encode()).hexdigest(),
+                "details": _details(),
+                "expires_at": timestamp(r.expires_at),
+                "size_vram": r.size,
+                "context_length": 4096,
+            }
+            for r in self.memory.resident.values()
+        ]
+        return web.json_response({"models": models})
+
+    async def _control(
+        self, name: str, full: str, keep_alive_s: float, extra: dict[str, Any]
+    ) -> web.Response:
+        """A request naming only a model: load it, or unload it with keep_alive 0."""
+        if keep_alive_s == 0:
+            self.memory.unload(full)
+            reason = "unload"
+        else:
+            try:
+                await self.memory.load(full, keep_alive_s)
+            except NoRoom as exc:
+                return _error(exc.status, exc.message)
+            reason = "load"
+        doc = {"model": name, "created_at": self._now(), **extra, "done": True}
+        return web.json_response({**doc, "done_reason": reason})
+
+    async def _begin(self, full: str, path: str, keep_alive_s: float) -> Run | web.Response:
+        try:
+            return await self.memory.begin(full, path, keep_alive_s)
+        except NoRoom as exc:
+            return _error(exc.status, exc.message)
+
+    async def _prelude(self, request: web.Request) -> Checked | web.Response:
         """Parse, record and check a request; an error response when it fails."""
         try:
             body = orjson.loads(await request.read())
@@ -119,15 +180,33 @@ class FakeOllama(LoopbackServer):
         full = name if ":" in name else f"{name}:latest"
         if full not in b.models:
             return _error(404, f"model '{name}' not found")
-        return body, name
+        try:
+            keep_alive_s = keep_alive_seconds(body.get("keep_alive"))
+        except KeepAliveError as exc:
+            return _error(400, str(exc))
+        return Checked(body, name, full, keep_alive_s)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         checked = await self._prelude(request)
         if isinstance(checked, web.Response):
             return checked
-        body, name = checked
-        if not isinstance(body.get("messages"), list):
+        body, name, full, keep_alive_s = checked.fields()
+        if not body.get("messages"):
+            empty = {"message": {"role": "assistant", "content": ""}}
+            return await self._control(name, full, keep_alive_s, empty)
+        if not isinstance(body["messages"], list):
             return _error(400, "messages is required")
+        run = await self._begin(full, request.path, keep_alive_s)
+        if isinstance(run, web.Response):
+            return run
+        try:
+            return await self._chat_answer(request, body, name)
+        finally:
+            self.memory.end(run, keep_alive_s)
+
+    async def _chat_answer(
+        self, request: web.Request, body: dict[str, Any], name: str
+    ) -> web.StreamResponse:
         words, reason = self._words(body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         calls = self.behaviour.tool_calls if body.get("tools") else []
@@ -157,10 +236,23 @@ class FakeOllama(LoopbackServer):
         checked = await self._prelude(request)
         if isinstance(checked, web.Response):
             return checked
-        body, name = checked
+        body, name, full, keep_alive_s = checked.fields()
         prompt = body.get("prompt", "")
         if not isinstance(prompt, str):
             return _error(400, "json: cannot unmarshal array into Go struct field .prompt")
+        if not prompt and not body.get("images"):
+            return await self._control(name, full, keep_alive_s, {"response": ""})
+        run = await self._begin(full, request.path, keep_alive_s)
+        if isinstance(run, web.Response):
+            return run
+        try:
+            return await self._generate_answer(request, body, name, prompt)
+        finally:
+            self.memory.end(run, keep_alive_s)
+
+    async def _generate_answer(
+        self, request: web.Request, body: dict[str, Any], name: str, prompt: str
+    ) -> web.StreamResponse:
         words, reason = self._words(body)
         final = self._final(name, reason, len(prompt.split()), len(words))
         if not body.get("raw"):
@@ -175,11 +267,15 @@ class FakeOllama(LoopbackServer):
         checked = await self._prelude(request)
         if isinstance(checked, web.Response):
             return checked
-        body, name = checked
+        body, name, full, keep_alive_s = checked.fields()
         value = body.get("input")
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             return _error(400, "invalid input type")
+        run = await self._begin(full, request.path, keep_alive_s)
+        if isinstance(run, web.Response):
+            return run
+        self.memory.end(run, keep_alive_s)
         dim = body.get("dimensions") or self.behaviour.embedding_dim
         return web.json_response(
             {
@@ -259,6 +355,17 @@ def _split(text: str, parts: int) -> list[str]:
 def _vector(text: str, dim: int) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
     return [(digest[i % len(digest)] - 128) / 128 for i in range(dim)]
+
+
+def _details() -> dict[str, Any]:
+    return {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "llama",
+        "families": ["llama"],
+        "parameter_size": "1B",
+        "quantization_level": "Q4_K_M",
+    }
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -75,6 +75,8 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
             InferenceRequest(op=op, model=request.model, raw=body, stream=stream),
             request.model,
             rt.policy_for(principal),
+            tenant=principal.tenant,
+            max_tokens=max_tokens,
         )
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)

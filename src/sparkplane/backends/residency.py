@@ -33,6 +33,7 @@ class LoadedModel:
     name: str  # the engine's own name for it
     bytes: int | None = None  # memory it takes, as the engine reports it
     device_bytes: int | None = None  # of which in GPU memory (Ollama's size_vram)
+    expires_at: str | None = None  # when the engine drops it on its own (ISO 8601), if it says
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,36 @@ class DeviceRow(Base):
     probed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class ResidencyRow(Base):
+    """A model in a device's memory, as last seen (written by the health loop)."""
+
+    __tablename__ = "residency"
+
+    device_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    source: Mapped[str] = mapped_column(String(20), default="engine")
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeviceEventRow(Base):
+    """A device's history: loads, evictions and their failures."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (Index("ix_device_events_device", "device_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    device_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(300), default="")
+    bytes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
 class TenantRow(Base):
     """A client organisation: its policy, limits and prices."""
 

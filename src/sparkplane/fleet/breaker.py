@@ -10,6 +10,7 @@ is plain state that tests drive with a fake clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -24,14 +25,28 @@ class BreakerState(StrEnum):
 class CircuitBreaker:
     """Counts consecutive failures and decides whether a device is usable."""
 
-    __slots__ = ("_opened_at", "cooldown_s", "failures", "state", "threshold")
+    __slots__ = ("_opened_at", "_state", "cooldown_s", "failures", "listener", "threshold")
 
     def __init__(self, threshold: int, cooldown_s: float) -> None:
         self.threshold = threshold
         self.cooldown_s = cooldown_s
-        self.state = BreakerState.CLOSED
+        self._state = BreakerState.CLOSED
         self.failures = 0
         self._opened_at = 0.0
+        # Told of every change of state, so the scheduler's snapshot never holds a stale copy.
+        self.listener: Callable[[], None] | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        """Closed, open or half-open."""
+        return self._state
+
+    @state.setter
+    def state(self, value: BreakerState) -> None:
+        changed = value is not self._state
+        self._state = value
+        if changed and self.listener is not None:
+            self.listener()
 
     @property
     def closed(self) -> bool:

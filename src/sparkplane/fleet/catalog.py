@@ -96,6 +96,10 @@ class ModelCatalog:
         entry = self._entries.get(name)
         return entry.routes if entry is not None else None
 
+    def entries(self) -> list[ModelEntry]:
+        """Every entry, hidden raw names included (the scheduler routes them too)."""
+        return list(self._entries.values())
+
     def listed(self) -> list[ModelEntry]:
         """Public models for /v1/models, sorted by name."""
         return [e for n, e in sorted(self._entries.items()) if n not in self._hidden]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sparkplane.backends.base import Backend, ProbeResult
 from sparkplane.fleet.breaker import BreakerState, CircuitBreaker
+from sparkplane.fleet.snapshot import DeviceState
 
 # Weight of the newest observation in the seconds-per-request average.
 EWMA_ALPHA = 0.3
@@ -64,9 +65,28 @@ class Device:
     backend: Backend
     breaker: CircuitBreaker
     models: frozenset[str] = frozenset()
-    inflight: int = 0
     ewma_s: float | None = None
     probed: bool = False
+    # What the scheduler reads: live load, memory, models (kept by fleet/load.py).
+    state: DeviceState = field(default_factory=lambda: DeviceState(name=""))
+
+    def __post_init__(self) -> None:
+        self.state.name = self.record.name
+        self.state.available = self.available
+        self.breaker.listener = self._breaker_changed
+
+    def _breaker_changed(self) -> None:
+        self.state.available = self.available
+        self.record.health = self.health
+
+    @property
+    def inflight(self) -> int:
+        """Requests and jobs on this device now."""
+        return self.state.inflight
+
+    @inflight.setter
+    def inflight(self, value: int) -> None:
+        self.state.inflight = value
 
     @property
     def id(self) -> str:

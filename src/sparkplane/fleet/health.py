@@ -1,5 +1,6 @@
 """The health loop: re-reads the device table, probes every device, feeds the
-circuit breakers, and writes what it saw back for the CLI and other replicas."""
+circuit breakers, reads what engines hold in memory (`ResidencyControl`), and
+writes what it saw back for the CLI and other replicas."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from collections.abc import Callable
 
 import structlog
 
+from sparkplane.backends.residency import Residency, ResidencyControl
 from sparkplane.errors import SparkplaneError
 from sparkplane.fleet.device import Device
+from sparkplane.fleet.load import LoadBook
 from sparkplane.fleet.registry import Fleet
+from sparkplane.fleet.residency import ResidencyStore, Resident
 from sparkplane.fleet.store import DeviceStore
 
 log = structlog.get_logger("sparkplane.health")
@@ -27,12 +31,19 @@ class HealthMonitor:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[Device], None] | None = None,
+        *,
+        book: LoadBook | None = None,
+        residency: ResidencyStore | None = None,
+        on_residency: Callable[[], None] | None = None,
     ) -> None:
         self._fleet = fleet
         self._store = store
         self._interval = interval
         self._clock = clock
         self._on_change = on_change
+        self._book = book
+        self._residency = residency
+        self._on_residency = on_residency
 
     async def run(self) -> None:
         """Probe forever; one bad round is logged, never fatal."""
@@ -54,6 +65,32 @@ class HealthMonitor:
         if any(changed):
             self._fleet.rebuild_catalog()
         await self._store.save_probes([d.record for d in due])
+        if self._book is not None:
+            moved = await asyncio.gather(*(self.read_residency(d) for d in due if d.available))
+            if any(moved) and self._on_residency is not None:
+                self._on_residency()
+
+    async def read_residency(self, device: Device) -> bool:
+        """Ask the engine what it holds; True if that changed (and was written down)."""
+        backend = device.backend
+        if self._book is None or not isinstance(backend, ResidencyControl):
+            return False
+        try:
+            report = await backend.residency()
+        except SparkplaneError as exc:
+            log.debug("residency_unread", action="health.residency", device=device.name,
+                      reason=exc.message)  # fmt: skip
+            return False
+        if not self._book.residency_seen(device, report):
+            return False
+        if self._residency is not None:
+            residents = [
+                Resident(s.model, s.bytes, "engine" if _reported(report, s.model) else "planner")
+                for s in self._book.slots_of(device)
+                if s.resident
+            ]
+            await self._residency.replace(device.id, residents)
+        return True
 
     async def probe(self, device: Device) -> bool:
         """Probe one device and update its state; True if its model list changed."""
@@ -85,3 +122,7 @@ class HealthMonitor:
     def _notify(self, device: Device, before: str) -> None:
         if self._on_change is not None and device.health != before:
             self._on_change(device)
+
+
+def _reported(report: Residency, model: str) -> bool:
+    return any(m.name == model and m.bytes for m in report.loaded)

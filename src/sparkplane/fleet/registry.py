@@ -33,6 +33,8 @@ class Fleet:
         self._kinds = tuple(kinds)
         self._devices: dict[str, Device] = {}
         self.catalog = ModelCatalog.build((), aliases, self._kinds)
+        # Told after every catalog rebuild (the scheduler's snapshot is rebuilt then).
+        self.listeners: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._devices)
@@ -74,6 +76,8 @@ class Fleet:
     def rebuild_catalog(self) -> None:
         """Rebuild the model index after devices or their model lists changed."""
         self.catalog = ModelCatalog.build(self._devices.values(), self._aliases, self._kinds)
+        for listener in self.listeners:
+            listener()
 
     def _new_device(self, record: DeviceRecord) -> Device:
         device = Device(

@@ -47,7 +47,9 @@ class Demand:
         if self.last > -math.inf:
             gap = max(now - self.last, 1e-6)
             self.interval_s = (
-                gap if math.isinf(self.interval_s) else self.interval_s + EWMA_ALPHA * (gap - self.interval_s)
+                gap
+                if math.isinf(self.interval_s)
+                else self.interval_s + EWMA_ALPHA * (gap - self.interval_s)
             )
         self.last = now
 
@@ -55,7 +57,9 @@ class Demand:
         """Expected requests per second from `now` on."""
         if self.last == -math.inf:
             return 0.0
-        return 1.0 / max(self.interval_s if not math.isinf(self.interval_s) else 0.0, now - self.last, 1e-6)
+        return 1.0 / max(
+            self.interval_s if not math.isinf(self.interval_s) else 0.0, now - self.last, 1e-6
+        )
 
 
 @dataclass(slots=True, eq=False)
@@ -90,14 +94,21 @@ class Slot:
             seconds += prompt_tokens / self.prefill_tps
         return seconds
 
-    def service_s(self, prompt_tokens: int, output_tokens: int, images: int) -> float:
-        """Expected seconds to serve one request here: planned x correction, else observed."""
+    def service_s(
+        self,
+        prompt_tokens: int,
+        output_tokens: int,
+        images: int,
+        unknown_s: float = DEFAULT_SERVICE_S,
+    ) -> float:
+        """Expected seconds to serve one request here: planned x correction, else
+        observed, else `unknown_s`."""
         planned = self.planned_s(prompt_tokens, output_tokens, images)
         if planned is not None:
             return planned * (self.correction if self.correction is not None else 1.0)
         if self.pace_s is not None:
             return self.pace_s
-        return DEFAULT_SERVICE_S
+        return unknown_s
 
 
 @dataclass(slots=True, eq=False)
@@ -135,9 +146,8 @@ class DeviceState:
         return self.memory_bytes - self.used_bytes
 
     def wait_s(self) -> float:
-        """Seconds until the device could start one more request."""
-        if self.inflight < self.parallel:
-            return 0.0
+        """Seconds of delay a new request sees here: the work ahead, shared by the
+        device's parallel places (sequences batched together slow one another)."""
         return self.outstanding_s / max(self.parallel, 1)
 
     def resident_slots(self) -> list[Slot]:

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sparkplane.fleet.snapshot import FleetSnapshot, Slot
+from sparkplane.fleet.snapshot import DEFAULT_SERVICE_S, FleetSnapshot, Slot
 from sparkplane.scheduler.policy import Policy, Refusal
 
 # Seconds an engine takes to drop a model from memory.
@@ -129,6 +129,7 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     local: list[Plan] = []
     cloud: list[Plan] = []
     excluded = full = False  # an available device the policy rules out; a device too busy
+    unknown: float | None = None  # service time assumed where nothing is planned or observed
     bound = math.inf  # the max_plans-th best local eta so far
     for slot in slots:
         device = slot.device
@@ -145,7 +146,9 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
             floor = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
             if floor is not None and floor * 0.5 >= bound:
                 break
-        plan = _plan(ask, slot, tuning)
+        if unknown is None and slot.decode_tps is None and slot.image_s is None:
+            unknown = _unknown_s(slots)
+        plan = _plan(ask, slot, tuning, DEFAULT_SERVICE_S if unknown is None else unknown)
         if plan is None:
             full = True
         elif device.off_prem:
@@ -169,15 +172,25 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     return Decision((), Refusal.POLICY if excluded else Refusal.NONE_HEALTHY)
 
 
-def _order(plan: Plan) -> tuple[float, int, bool, str]:
-    # Ties: higher priority, then a resident model, then the name (stable results).
-    return (plan.eta_s, -plan.slot.device.priority, plan.cold, plan.device)
+def _order(plan: Plan) -> tuple[float, int, bool, bool, str]:
+    # Ties: higher priority, a resident model, one never measured (so it gets
+    # measured), then the name (stable results).
+    slot = plan.slot
+    measured = slot.pace_s is not None
+    return (plan.eta_s, -slot.device.priority, plan.cold, measured, plan.device)
 
 
-def _plan(ask: Ask, slot: Slot, tuning: Tuning) -> Plan | None:
+def _unknown_s(slots: tuple[Slot, ...]) -> float:
+    # A device never measured is assumed as fast as the fastest measured one, so it
+    # gets traffic and a measurement instead of being starved.
+    known = [s.pace_s for s in slots if s.pace_s is not None]
+    return min(known) if known else DEFAULT_SERVICE_S
+
+
+def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None:
     """The plan for `ask` on `slot`, or None when the device cannot take it now."""
     device = slot.device
-    service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images)
+    service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images, unknown_s)
     if device.inflight >= device.parallel * tuning.saturation and device.memory_bytes > 0:
         return None
     wait = device.wait_s()

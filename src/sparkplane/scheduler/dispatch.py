@@ -1,10 +1,12 @@
-"""Dispatch: ask the policy for an order, try devices in it, retry before the
-first byte reached the client, and relay streams with idle limits.
+"""Dispatch: admit a request (a plan from `choose()`, or a fair wait), carry out
+its plan (evict, load, run), retry the next plan before the first byte reached
+the client, and relay streams with idle limits.
 
-A request's life: `open()` picks and tries devices until one answers (status
-known, for streams also the first chunk); the API then returns the body or
-relays the stream with `relay()`; `finish()` always runs last and settles the
-accounting (in-flight counts, latency average, breaker, metrics, log).
+A request's life: `open()` is admitted and tries plans until a device answers
+(status known, for streams also the first chunk); the API then returns the
+body or relays the stream with `relay()`; `finish()` always runs last and
+settles the accounting through the `LoadBook` (in-flight counts, pace per
+model and device, breaker), the metrics, and wakes waiting requests.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from sparkplane.backends.base import DeviceUnreachable, InferenceRequest, Timeou
 from sparkplane.errors import (
     ModelNotFound,
     NoHealthyDevice,
-    PolicyForbids,
     SparkplaneError,
+    Unavailable,
     UpstreamError,
     UpstreamTimeout,
 )
-from sparkplane.fleet.catalog import Route
 from sparkplane.fleet.device import Device
+from sparkplane.fleet.load import LoadBook
 from sparkplane.fleet.registry import Fleet
+from sparkplane.fleet.snapshot import Slot
 from sparkplane.metrics import Metrics
+from sparkplane.scheduler.admission import Admission
 from sparkplane.scheduler.budget import RetryBudget
-from sparkplane.scheduler.policy import Candidate, Policy, Refusal, rank
+from sparkplane.scheduler.choose import Ask, Plan
+from sparkplane.scheduler.policy import Policy
+from sparkplane.scheduler.steps import Loader
 
 log = structlog.get_logger("sparkplane.gateway")
 
@@ -55,6 +61,10 @@ class Answer:
     status: int
     attempts: int
     started: float
+    slot: Slot
+    estimate_s: float  # what the slot was charged in outstanding work
+    planned_s: float | None  # the planner's seconds, for the per-model correction
+    served_from: float  # when the device got the request (after any load)
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     released: bool = False  # the device's in-flight slot is already given back
@@ -68,62 +78,64 @@ class Dispatcher:
     def __init__(
         self,
         fleet: Fleet,
+        book: LoadBook,
+        admission: Admission,
+        loader: Loader,
         limits: GatewayLimits,
         budget: RetryBudget,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fleet = fleet
+        self._book = book
+        self._admission = admission
+        self._loader = loader
         self._limits = limits
         self._budget = budget
         self._metrics = metrics
         self._clock = clock
 
-    def plan(self, model: str, policy: Policy) -> tuple[Route, ...]:
-        """The routes to try for `model`, best first; raises when there are none."""
-        routes = self._fleet.catalog.routes(model)
-        if routes is None:
+    async def open(
+        self,
+        request: InferenceRequest,
+        model: str,
+        policy: Policy,
+        *,
+        tenant: str = "",
+        max_tokens: int | None = None,
+    ) -> Answer:
+        """Admit the request and try its plans until one answers; the caller must `finish()`."""
+        if self._fleet.catalog.routes(model) is None:
             raise ModelNotFound(f"The model '{model}' does not exist", param="model")
-        candidates = [
-            Candidate(
-                index=i,
-                name=r.device.name,
-                priority=r.device.record.priority,
-                inflight=r.device.inflight,
-                seconds_per_request=r.device.ewma_s,
-                off_prem=r.device.record.off_prem,
-                available=r.device.available,
-            )
-            for i, r in enumerate(routes)
-        ]
-        decision = rank(candidates, policy)
-        if decision.refusal is Refusal.POLICY:
-            raise PolicyForbids(
-                f"the policy of {policy.owner} allows no device that can serve '{model}' now "
-                "(allowed devices, allow_off_prem); nothing was sent elsewhere",
-                param="model",
-            )
-        if decision.refusal is not None:
-            raise NoHealthyDevice(f"no healthy device serves '{model}' now", param="model")
-        return tuple(routes[c.index] for c in decision.ranked)
-
-    async def open(self, request: InferenceRequest, model: str, policy: Policy) -> Answer:
-        """Try devices in order until one answers; the caller must `finish()` the answer."""
-        routes = self.plan(model, policy)
+        now = self._clock()
+        self._book.demand(model).note(now)
+        ask = Ask(
+            model,
+            now,
+            tenant,
+            prompt_tokens=len(request.raw) // 4,  # ~4 bytes a token; cheaper than tokenising
+            output_tokens=max_tokens or 0,
+        )
+        admitted = await self._admission.admit(ask, policy)
         started = self._clock()
         last: SparkplaneError | None = None
         failed: Answer | None = None
         attempts = 0
+        estimate = admitted.estimate_s
         self._budget.active += 1
         try:
-            for route in routes[: self._limits.max_attempts]:
+            for index, plan in enumerate(admitted.decision.plans[: self._limits.max_attempts]):
                 retry = attempts > 0
                 if retry and not self._budget.try_acquire():
                     self._metrics.retries.labels("budget_exhausted").inc()
                     break
+                if index:
+                    estimate = plan.service_s
+                    self._book.acquire(plan.slot, estimate)
                 attempts += 1
                 try:
-                    answer = await self._attempt(request, model, route, attempts, started)
+                    # Gives the slot back itself on every failure, a raise included.
+                    answer = await self._attempt(request, ask, plan, estimate, attempts, started)
                 finally:
                     if retry:
                         self._budget.release()
@@ -145,47 +157,68 @@ class Dispatcher:
         self._metrics.requests.labels(model, "none", str(last.status)).inc()
         raise last
 
+    def _settle_slot(self, slot: Slot, estimate: float) -> None:
+        self._book.release(slot, estimate)
+        self._admission.wake()
+
     async def _attempt(
-        self, request: InferenceRequest, model: str, route: Route, attempts: int, started: float
+        self,
+        request: InferenceRequest,
+        ask: Ask,
+        plan: Plan,
+        estimate: float,
+        attempts: int,
+        started: float,
     ) -> Answer | SparkplaneError:
-        device = route.device
+        """One try on `plan`; on failure its slot is already given back."""
+        device = self._book.device(plan.slot)
+        slot = plan.slot
         limits = self._limits
-        device.inflight += 1
         upstream: Upstream | None = None
         try:
+            if not slot.resident:
+                await self._loader.prepare(plan, device)  # its own, longer timeout
+            served_from = self._clock()
             wait = limits.timeouts.first_byte if request.stream else limits.timeouts.response
             async with asyncio.timeout(wait):
-                upstream = await device.backend.send(request, route.model, limits.timeouts)
-                answer = Answer(model, device, upstream, upstream.status, attempts, started)
+                upstream = await device.backend.send(request, slot.model, limits.timeouts)
+                planned = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
+                answer = Answer(
+                    ask.model, device, upstream, upstream.status, attempts, started,
+                    slot, estimate, planned, served_from,
+                )  # fmt: skip
                 if request.stream and upstream.status == 200:
                     answer.stream = upstream.chunks()
                     answer.body = await anext(answer.stream)
-                    self._metrics.first_byte.labels(model, device.name).observe(
+                    self._metrics.first_byte.labels(ask.model, device.name).observe(
                         self._clock() - started
                     )
                 else:
                     answer.body = await upstream.read()
+        except Unavailable as exc:
+            # No room after all (the device changed while this one waited): not its fault.
+            self._settle_slot(slot, estimate)
+            return exc
         except (TimeoutError, StopAsyncIteration, UpstreamError) as exc:
             if upstream is not None:
                 upstream.close()
-            device.inflight -= 1
+            self._settle_slot(slot, estimate)
             self._fail(device)
             return _as_error(exc, device)
         except BaseException:
             # Cancelled (the client or the server went away): give the slot back.
             if upstream is not None:
                 upstream.close()
-            device.inflight -= 1
+            self._settle_slot(slot, estimate)
             raise
         if answer.status >= 500:
-            device.inflight -= 1
             answer.released = True
+            self._settle_slot(slot, estimate)
             self._fail(device)
         return answer
 
     def _fail(self, device: Device) -> None:
-        if device.breaker.record_failure(self._clock()):
-            device.record.health = device.health
+        if self._book.failed(device):
             log.warning("circuit_opened", action="gateway.breaker", device=device.name)
 
     async def relay(self, answer: Answer) -> AsyncGenerator[bytes, None]:
@@ -227,15 +260,15 @@ class Dispatcher:
             return
         answer.settled = True
         device = answer.device
-        if not answer.released:
-            answer.released = True
-            device.inflight -= 1
+        now = self._clock()
         status = answer.status if status is None else status
         answer.outcome = status
-        elapsed = self._clock() - answer.started
+        elapsed = now - answer.started
         if status < 500:
-            device.observe(elapsed)
-            device.breaker.reset_failures()
+            self._book.observe(device, answer.slot, now - answer.served_from, answer.planned_s)
+        if not answer.released:
+            answer.released = True
+            self._settle_slot(answer.slot, answer.estimate_s)
         self._metrics.requests.labels(answer.model, device.name, str(status)).inc()
         self._metrics.latency.labels(answer.model, device.name).observe(elapsed)
 

@@ -78,15 +78,15 @@ class FairQueue(Generic[T]):
         self._size += 1
         return entry
 
-    def pop(self, ready: Callable[[str], bool] = lambda _model: True) -> T | None:
-        """The next request whose model `ready` says can start now, taken out of line."""
-        best: tuple[int, float, int] | None = None
-        best_key: tuple[int, str, str] | None = None
-        for key, line in self._lines.items():
-            head = line[0]
-            rank = (-head.priority, head.tag, head.seq)
-            if (best is None or rank < best) and ready(head.model):
-                best, best_key = rank, key
+    def pop(self, ready: Callable[[T], bool] = lambda _item: True) -> T | None:
+        """The next request that `ready` says can start now, taken out of line.
+
+        `ready` is asked of line heads only, best first, until one says yes.
+        """
+        heads = sorted(
+            self._lines.items(), key=lambda kv: (-kv[1][0].priority, kv[1][0].tag, kv[1][0].seq)
+        )
+        best_key = next((key for key, line in heads if ready(line[0].item)), None)
         if best_key is None:
             return None
         line = self._lines[best_key]

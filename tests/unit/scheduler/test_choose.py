@@ -60,7 +60,9 @@ def test_busy_resident_device_loses_to_loading_elsewhere() -> None:
 def test_eviction_takes_the_cheapest_idle_model_and_spares_work_in_flight() -> None:
     dev = device("4090", 24)
     hot = slot(dev, "hot", 10, resident=True, load_s=10, demand=Demand(interval_s=1.0, last=990))
-    cold_use = slot(dev, "rare", 10, resident=True, load_s=10, demand=Demand(interval_s=600, last=0))
+    cold_use = slot(
+        dev, "rare", 10, resident=True, load_s=10, demand=Demand(interval_s=600, last=0)
+    )
     busy = slot(dev, "busy", 3, resident=True, load_s=1)
     busy.inflight = 1
     new = slot(dev, "new", 10, load_s=5)

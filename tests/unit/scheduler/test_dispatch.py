@@ -25,6 +25,7 @@ from sparkplane.scheduler.dispatch import Answer, Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
 from tests.fakes.backend import FakeBackend, FakeClock, Reply
 from tests.fakes.fleet import FakeFleet, record
+from tests.support import scheduling
 
 SHORT = 0.2  # seconds: timeouts the fakes are made to exceed (fast replies stay far below)
 CHUNKS = (b'data: {"n": 1}\n\n', b'data: {"n": 2}\n\n', b'data: {"n": 3}\n\n')
@@ -99,7 +100,7 @@ def rig(
     )
     budget = budget or RetryBudget(0.2, 3)
     metrics = Metrics(fake.fleet.devices)
-    dispatcher = Dispatcher(fake.fleet, limits, budget, metrics, clock=clock)
+    dispatcher, *_ = scheduling.dispatcher(fake.fleet, limits, budget, metrics, clock=clock)
     return Rig(dispatcher, backends, fake, budget, metrics, clock)
 
 

@@ -68,8 +68,8 @@ def test_a_blocked_model_does_not_hold_up_others() -> None:
     queue: FairQueue[str] = FairQueue(limit_per_model=10)
     queue.push("big", tenant="a", model="big")
     queue.push("small", tenant="a", model="small")
-    assert queue.pop(ready=lambda m: m == "small") == "small"
-    assert queue.pop(ready=lambda m: m == "small") is None
+    assert queue.pop(ready=lambda item: item == "small") == "small"
+    assert queue.pop(ready=lambda item: item == "small") is None
     assert queue.pop() == "big"
 
 

@@ -14,10 +14,11 @@ from sparkplane.backends.base import DeviceUnreachable, InferenceRequest, Operat
 from sparkplane.errors import NoHealthyDevice, PolicyForbids, SparkplaneError
 from sparkplane.metrics import Metrics
 from sparkplane.scheduler.budget import RetryBudget
-from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
+from sparkplane.scheduler.dispatch import GatewayLimits
 from sparkplane.scheduler.policy import Policy
 from tests.fakes.backend import FakeBackend, FakeClock, Reply
 from tests.fakes.fleet import FakeFleet, record
+from tests.support import scheduling
 
 LIMITS = GatewayLimits(
     max_attempts=6, timeouts=Timeouts(connect=1, first_byte=1, idle=1, response=1), total=None
@@ -76,7 +77,7 @@ async def _run(fleet_boxes: list[Box], policy: Policy) -> tuple[dict[str, int], 
     for b in fleet_boxes:
         if not b.healthy:
             fake.fleet.by_name(b.name).breaker.trip(clock())  # type: ignore[union-attr]
-    dispatcher = Dispatcher(
+    dispatcher, *_ = scheduling.dispatcher(
         fake.fleet, LIMITS, RetryBudget(1.0, 10), Metrics(fake.fleet.devices), clock=clock
     )
     try:

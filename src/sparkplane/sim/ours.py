@@ -1,0 +1,123 @@
+"""sparkplane's own policy in the simulator: `scheduler.choose` and `FairQueue`, unchanged.
+
+Per arrival the router calls `choose()`; the best plan's steps are executed
+(evict, then load, queued one at a time per device, then run). A request
+`choose()` finds no room for waits in a `FairQueue` (strict priority,
+weighted fair across tenants, bounded per model) until a device frees; then
+`choose()` is asked again for the request the queue lets through. A request
+waiting past the client timeout leaves the queue as a miss.
+
+Nothing here decides placement: that is all `choose()`.
+"""
+
+from __future__ import annotations
+
+from sparkplane.scheduler.choose import Ask, Plan, StepKind, Tuning, choose
+from sparkplane.scheduler.fairshare import FairQueue, Waiting
+from sparkplane.scheduler.policy import Refusal
+from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
+from sparkplane.sim.world import LOCAL
+
+# The simulator's default tuning: a device takes no more than it can start at
+# once (saturation 1), so waiting happens in the fair queue, where priority and
+# fair share apply, not in an engine's FIFO.
+SIM_TUNING = Tuning(saturation=1)
+QUEUE_LIMIT = 4096
+
+
+class Sparkplane:
+    """The router that is sparkplane's scheduler."""
+
+    def __init__(
+        self, engine: Engine, tuning: Tuning = SIM_TUNING, queue_limit: int = QUEUE_LIMIT
+    ) -> None:
+        self.engine = engine
+        self.tuning = tuning
+        self.snapshot = engine.world.snapshot
+        self.queue: FairQueue[int] = FairQueue(queue_limit, engine.world.weights)
+
+    def _ask(self, r: int) -> Ask:
+        e = self.engine
+        tr = e.trace
+        info = e.world.models.get(tr.model[r])
+        deadline = None
+        if info is not None:
+            deadline = info.deadline_s if info.image else info.ttft_s + tr.output[r] * info.tpot_s
+        return Ask(
+            tr.model[r], e.now, tr.tenant[r], tr.prompt[r], tr.output[r], tr.images[r], deadline
+        )
+
+    def arrive(self, r: int) -> None:
+        """Place request `r` by `choose()`, or queue it, or refuse it."""
+        e = self.engine
+        tr = e.trace
+        model = tr.model[r]
+        slots = self.snapshot.routes.get(model)
+        if slots:
+            slots[0].demand.note(e.now)  # one Demand per model, shared by its slots
+        decision = choose(self._ask(r), self.snapshot, e.world.policy(tr.tenant[r]), self.tuning)
+        plan = decision.best
+        if plan is not None:
+            self._execute(r, plan)
+            return
+        if decision.refusal in (Refusal.NO_ROOM, Refusal.NONE_HEALTHY):
+            entry = self.queue.push(r, tenant=tr.tenant[r], model=model, priority=tr.priority[r])
+            if entry is not None:
+                e.timer(tr.t[r] + e.world.timeout_s, entry)
+                return
+        e.refuse(r, REJECTED)
+
+    def freed(self, node: Node) -> None:
+        """A device may take more: let the fair queue's next requests through `choose()`."""
+        if not self.queue:
+            return
+        e = self.engine
+        ready_for: dict[str, bool] = {}
+
+        def ready(model: str) -> bool:
+            found = ready_for.get(model)
+            if found is None:
+                ask = Ask(model, e.now)
+                found = ready_for[model] = (
+                    choose(ask, self.snapshot, LOCAL, self.tuning).best is not None
+                )
+            return found
+
+        while self.queue:
+            r = self.queue.pop(ready)
+            if r is None:
+                return
+            plan = choose(
+                self._ask(r), self.snapshot, e.world.policy(e.trace.tenant[r]), self.tuning
+            ).best
+            if plan is None:  # the generic ask fitted, this one not: let it wait again
+                entry = self.queue.push(r, tenant=e.trace.tenant[r], model=e.trace.model[r])
+                if entry is not None:
+                    e.timer(e.trace.t[r] + e.world.timeout_s, entry)
+                else:
+                    e.refuse(r, REJECTED)
+                return
+            self._execute(r, plan)
+            ready_for.clear()
+
+    def timer(self, payload: object) -> None:
+        """A queued request's client timed out."""
+        assert isinstance(payload, Waiting)
+        if self.queue.remove(payload):
+            self.engine.refuse(payload.item, TIMED_OUT)
+
+    def prepare(self, node: Node, job: Job) -> None:
+        """Not used: sparkplane's nodes are not FIFO (loads are planned by `choose()`)."""
+
+    def _execute(self, r: int, plan: Plan) -> None:
+        e = self.engine
+        slot = plan.slot
+        device = slot.device
+        for step in plan.steps:
+            if step.kind is StepKind.EVICT:
+                e.evict(device.slots[step.model])
+            elif step.kind is StepKind.LOAD and not e.load(slot):
+                e.refuse(r, OOM)  # choose() said it fits: counted, never expected
+                e.oom += 1
+                return
+        e.dispatch(r, slot, plan.service_s)
