@@ -11,8 +11,10 @@ every residency change in `memory.events`, every inference in `memory.runs`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -200,12 +202,14 @@ class FakeOllama(LoopbackServer):
         if isinstance(run, web.Response):
             return run
         try:
-            return await self._chat_answer(request, body, name)
+            return await self._chat_answer(
+                request, body, name, lambda: self.memory.end(run, keep_alive_s)
+            )
         finally:
             self.memory.end(run, keep_alive_s)
 
     async def _chat_answer(
-        self, request: web.Request, body: dict[str, Any], name: str
+        self, request: web.Request, body: dict[str, Any], name: str, done: Callable[[], None]
     ) -> web.StreamResponse:
         words, reason = self._words(body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
@@ -230,7 +234,7 @@ class FakeOllama(LoopbackServer):
             lines += [{"role": "assistant", "content": w} for w in words]
         docs = [self._line(name, {"message": m}) for m in lines]
         docs.append({**final, "message": {"role": "assistant", "content": ""}})
-        return await self._stream(request, docs)
+        return await self._stream(request, docs, done)
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         checked = await self._prelude(request)
@@ -246,12 +250,18 @@ class FakeOllama(LoopbackServer):
         if isinstance(run, web.Response):
             return run
         try:
-            return await self._generate_answer(request, body, name, prompt)
+            done = lambda: self.memory.end(run, keep_alive_s)  # noqa: E731
+            return await self._generate_answer(request, body, name, prompt, done)
         finally:
             self.memory.end(run, keep_alive_s)
 
     async def _generate_answer(
-        self, request: web.Request, body: dict[str, Any], name: str, prompt: str
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        name: str,
+        prompt: str,
+        done: Callable[[], None],
     ) -> web.StreamResponse:
         words, reason = self._words(body)
         final = self._final(name, reason, len(prompt.split()), len(words))
@@ -261,7 +271,7 @@ class FakeOllama(LoopbackServer):
             return web.json_response({**final, "response": "".join(words)})
         docs = [self._line(name, {"response": w}) for w in words]
         docs.append({**final, "response": ""})
-        return await self._stream(request, docs)
+        return await self._stream(request, docs, done)
 
     async def _embed(self, request: web.Request) -> web.StreamResponse:
         checked = await self._prelude(request)
@@ -320,7 +330,9 @@ class FakeOllama(LoopbackServer):
         stamp = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{stamp}.{now % 1_000_000_000:09d}Z"
 
-    async def _stream(self, request: web.Request, docs: list[dict[str, Any]]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, docs: list[dict[str, Any]], done: Callable[[], None]
+    ) -> web.StreamResponse:
         b = self.behaviour
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
@@ -330,8 +342,11 @@ class FakeOllama(LoopbackServer):
                 request.transport.close()
                 return response
             if b.error_after is not None and i >= b.error_after:
+                done()
                 await response.write(orjson.dumps({"error": b.error_message}) + b"\n")
                 break
+            if i == len(docs) - 1:
+                done()  # over for Ollama before the client can read the final line
             line = orjson.dumps(doc) + b"\n"
             if b.split_lines:
                 cut = len(line) // 2
@@ -341,7 +356,9 @@ class FakeOllama(LoopbackServer):
             await response.write(line)
             if b.chunk_delay_s:
                 await asyncio.sleep(b.chunk_delay_s)
-        await response.write_eof()
+        # A client that stops reading at the final line may close first.
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
         return response
 
 

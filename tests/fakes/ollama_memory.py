@@ -105,6 +105,7 @@ class Run:
     path: str
     generation_at_start: int
     generation_at_end: int | None = None
+    ended: bool = False
 
     @property
     def undisturbed(self) -> bool:
@@ -184,17 +185,22 @@ class Memory:
         return run
 
     def end(self, run: Run, keep_alive_s: float) -> None:
-        """An inference ended (however it ended)."""
+        """An inference ended (however it ended); later calls for the same run do nothing."""
+        if run.ended:
+            return
+        run.ended = True
         held = self.resident.get(run.model)
         run.generation_at_end = held.generation if held is not None else None
         if held is None or held.generation != run.generation_at_start:
             return
         held.in_flight -= 1
-        self._touch(held, keep_alive_s)
+        held.last_used = time.monotonic()
+        held.expires_at = time.time() + keep_alive_s
         if held.in_flight == 0 and (held.unload_when_idle or keep_alive_s == 0):
             self._drop(run.model, "unload")
 
     def _touch(self, held: Resident, keep_alive_s: float) -> None:
+        """A new request for the model: it sets the expiry and cancels a pending unload."""
         held.last_used = time.monotonic()
         held.expires_at = time.time() + keep_alive_s
         held.unload_when_idle = held.unload_when_idle and keep_alive_s == 0

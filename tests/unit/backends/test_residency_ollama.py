@@ -53,7 +53,8 @@ def test_ps_lists_each_model_with_its_bytes_and_expiry() -> None:
     assert residency.names() == {"mistral:latest", "llava:7b"}
     assert residency.detail["context_length"] == {"mistral:latest": 4096}
     # Ollama reports no device totals: the planner's estimate stands in.
-    assert residency.total_bytes is None and residency.free_bytes is None
+    assert residency.total_bytes is None
+    assert residency.free_bytes is None
 
 
 def test_ps_with_nothing_loaded_is_empty() -> None:
@@ -80,7 +81,8 @@ def test_ps_skips_entries_without_a_name_and_ignores_bad_figures() -> None:
 def test_keep_alive_numbers_go_as_numbers(given: str | float, sent: str | float) -> None:
     # Ollama reads a JSON string as a Go duration, which needs a unit: "-1" would be a 400.
     value = keep_alive_value(given)
-    assert value == sent and type(value) is type(sent)
+    assert value == sent
+    assert type(value) is type(sent)
 
 
 def test_control_bodies_name_only_the_model_and_keep_alive() -> None:
