@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from sparkplane.fleet.snapshot import (
     DeviceState,
@@ -47,13 +47,14 @@ PROGRESS_EVERY = 8192
 class Job:
     """One request routed to a node: its index in the trace and the slot it runs on."""
 
-    __slots__ = ("est", "r", "service", "slot")
+    __slots__ = ("epoch", "est", "r", "service", "slot")
 
     def __init__(self, r: int, slot: Slot, est: float) -> None:
         self.r = r
         self.slot = slot
         self.est = est  # the router's estimate, as acquired
         self.service = 0.0  # the simulated truth, set when it starts
+        self.epoch = 0  # its node's epoch when it started
 
 
 class Node:
@@ -138,15 +139,15 @@ class Engine:
     def _event(self, item: tuple[float, int, int, object]) -> None:
         self.now, _, kind, payload = item
         if kind == _FINISH:
-            job, epoch = payload  # type: ignore[misc]
+            job = cast(Job, payload)
             node = self.nodes[job.slot.device.name]
-            if epoch == node.epoch:
+            if job.epoch == node.epoch:
                 self._finish(node, job)
         elif kind == _LOADED:
-            slot, epoch, ok = payload  # type: ignore[misc]
+            slot, epoch = cast(tuple[Slot, int], payload)
             node = self.nodes[slot.device.name]
             if epoch == node.epoch:
-                self._loaded(node, slot, ok)
+                self._loaded(node, slot)
         elif kind == _TIMER:
             assert self.router is not None
             self.router.timer(payload)
@@ -201,7 +202,7 @@ class Engine:
         self._busy(node, 1)
         self.cold_loads += 1
         self.bytes_moved += slot.bytes
-        self._push(device.busy_until, _LOADED, (slot, node.epoch, True))
+        self._push(device.busy_until, _LOADED, (slot, node.epoch))
         return True
 
     def evict(self, slot: Slot) -> None:
@@ -231,9 +232,10 @@ class Engine:
                     continue
                 pending.popleft()
             else:
-                job = self._first_ready(node)
-                if job is None:
+                ready = self._first_ready(node)
+                if ready is None:
                     return
+                job = ready
             self._run(node, job)
 
     def _first_ready(self, node: Node) -> Job | None:
@@ -274,9 +276,10 @@ class Engine:
         self.latency[r] = wait + service
         self.where[r] = node.state.name
         job.service = service
+        job.epoch = node.epoch
         node.running.add(job)
         self._busy(node, 1)
-        self._push(self.now + service, _FINISH, (job, node.epoch))
+        self._push(self.now + service, _FINISH, job)
 
     def _finish(self, node: Node, job: Job) -> None:
         slot = job.slot
@@ -298,8 +301,8 @@ class Engine:
         assert self.router is not None
         self.router.freed(node)
 
-    def _loaded(self, node: Node, slot: Slot, ok: bool) -> None:
-        end_load(slot, self.now, ok)
+    def _loaded(self, node: Node, slot: Slot) -> None:
+        end_load(slot, self.now, True)
         self._busy(node, -1)
         self.start(node)
         assert self.router is not None

@@ -16,7 +16,6 @@ from sparkplane.scheduler.choose import Ask, Plan, StepKind, Tuning, choose
 from sparkplane.scheduler.fairshare import FairQueue, Waiting
 from sparkplane.scheduler.policy import Refusal
 from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
-from sparkplane.sim.world import LOCAL
 
 # The simulator's default tuning: a device takes no more than it can start at
 # once (saturation 1), so waiting happens in the fair queue, where priority and
@@ -72,33 +71,28 @@ class Sparkplane:
         if not self.queue:
             return
         e = self.engine
-        ready_for: dict[str, bool] = {}
+        plans: dict[int, Plan] = {}
+        no_room: set[tuple[str, bool]] = set()  # (model, cloud allowed) found full this pass
 
-        def ready(model: str) -> bool:
-            found = ready_for.get(model)
-            if found is None:
-                ask = Ask(model, e.now)
-                found = ready_for[model] = (
-                    choose(ask, self.snapshot, LOCAL, self.tuning).best is not None
-                )
-            return found
+        def ready(r: int) -> bool:
+            policy = e.world.policy(e.trace.tenant[r])
+            key = (e.trace.model[r], policy.allow_off_prem)
+            if key in no_room:
+                return False
+            plan = choose(self._ask(r), self.snapshot, policy, self.tuning).best
+            if plan is None:
+                no_room.add(key)
+                return False
+            plans[r] = plan
+            return True
 
         while self.queue:
             r = self.queue.pop(ready)
             if r is None:
                 return
-            plan = choose(
-                self._ask(r), self.snapshot, e.world.policy(e.trace.tenant[r]), self.tuning
-            ).best
-            if plan is None:  # the generic ask fitted, this one not: let it wait again
-                entry = self.queue.push(r, tenant=e.trace.tenant[r], model=e.trace.model[r])
-                if entry is not None:
-                    e.timer(e.trace.t[r] + e.world.timeout_s, entry)
-                else:
-                    e.refuse(r, REJECTED)
-                return
-            self._execute(r, plan)
-            ready_for.clear()
+            self._execute(r, plans.pop(r))
+            plans.clear()
+            no_room.clear()
 
     def timer(self, payload: object) -> None:
         """A queued request's client timed out."""
