@@ -11,6 +11,7 @@ from sparkplane.api.auth import require
 from sparkplane.api.deps import record_admin, runtime
 from sparkplane.fleet import service
 from sparkplane.fleet.device import Device, DeviceRecord
+from sparkplane.fleet.load import LoadBook
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
 
@@ -44,6 +45,34 @@ class DeviceUpdate(BaseModel):
     power_w: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
         None, description="Power figure in watts, for the energy estimate of usage records."
     )
+
+
+def memory_view(book: LoadBook, device: Device) -> dict[str, Any]:
+    """The scheduler's view of a device's memory: models resident or cold, free bytes."""
+    state = device.state
+    known = state.memory_bytes > 0
+    return {
+        "total_bytes": state.memory_bytes if known else None,
+        "free_bytes": state.free_bytes if known else None,
+        "pressure_bytes": state.pressure_bytes,
+        "reserved_bytes": state.reserved_bytes,
+        "unified": state.unified,
+        "parallel": state.parallel,
+        "can_load": state.can_load,
+        "models": [
+            {
+                "model": s.model,
+                "resident": s.resident,
+                "loading": s.loading,
+                "bytes": s.bytes,
+                "inflight": s.inflight,
+                "load_s": round(s.load_s, 2),
+                "seconds_per_request": s.pace_s,
+                "correction": s.correction,
+            }
+            for s in book.slots_of(device)
+        ],
+    }
 
 
 def _view(record: DeviceRecord, live: Device | None) -> dict[str, Any]:
@@ -103,9 +132,15 @@ async def add_device(
 async def get_device(
     name: str, request: Request, _: Principal = require(Permission.DEVICES_READ)
 ) -> dict[str, Any]:
-    """One device."""
+    """One device, with what sits in its memory and its history of loads and evictions."""
     rt = runtime(request)
-    return _view(await rt.store.get(name), rt.fleet.by_name(name))
+    record = await rt.store.get(name)
+    live = rt.fleet.by_name(name)
+    doc = _view(record, live)
+    doc["memory"] = memory_view(rt.book, live) if live is not None else None
+    doc["residency"] = [r.public() for r in await rt.residency.residents(record.id)]
+    doc["history"] = [e.public() for e in await rt.residency.history(record.id)]
+    return doc
 
 
 @router.patch("/{name}", summary="Change a device")

@@ -24,9 +24,10 @@ from sparkplane.cli.common import (
     settings_from,
 )
 from sparkplane.db.engine import session_factory
-from sparkplane.errors import UpstreamError
+from sparkplane.errors import NotFound, UpstreamError
 from sparkplane.fleet import service
 from sparkplane.fleet.device import DeviceRecord
+from sparkplane.fleet.residency import DeviceEvent, Resident, ResidencyStore
 from sparkplane.fleet.store import DeviceStore
 
 app = typer.Typer(help="Devices: the engines sparkplane routes to.", no_args_is_help=True)
@@ -116,6 +117,48 @@ def list_(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             str(r.priority),
         )
     console.print(table)
+
+
+@app.command("show")
+def show(name: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show one device: settings, health, what sits in its memory, and its history."""
+    settings = settings_from(config)
+
+    async def go() -> tuple[DeviceRecord, list[Resident], list[DeviceEvent]]:
+        async with database(settings) as engine:
+            sessions = session_factory(engine)
+            record = await DeviceStore(sessions).get(name)
+            residency = ResidencyStore(sessions)
+            return record, await residency.residents(record.id), await residency.history(record.id)
+
+    try:
+        record, residents, history = run(go())
+    except NotFound as exc:
+        fail(exc.message)
+    if as_json:
+        doc = record.public()
+        doc["residency"] = [r.public() for r in residents]
+        doc["history"] = [e.public() for e in history]
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    health = record.health if record.enabled else "disabled"
+    console.print(f"[bold]{record.name}[/bold]  {record.kind}  {record.url}  {_colour(health)}")
+    console.print(f"models it can serve: {_models(record.models)}")
+    table = Table("resident model", "memory", "source", title="in memory now")
+    for r in residents:
+        table.add_row(r.model, _gib(r.bytes), r.source)
+    console.print(table if residents else "in memory now: nothing reported")
+    if history:
+        events = Table("when", "what", "model", "memory", "seconds", "detail", title="history")
+        for e in history:
+            when = e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
+            secs = f"{e.seconds:.1f}" if e.seconds is not None else "-"
+            events.add_row(when, e.kind.value, e.model, _gib(e.bytes), secs, e.detail)
+        console.print(events)
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n else "-"
 
 
 @app.command("probe")

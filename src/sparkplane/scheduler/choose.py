@@ -191,7 +191,7 @@ def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None
     """The plan for `ask` on `slot`, or None when the device cannot take it now."""
     device = slot.device
     service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images, unknown_s)
-    if device.inflight >= device.parallel * tuning.saturation and device.memory_bytes > 0:
+    if device.inflight >= device.parallel * tuning.saturation:
         return None
     wait = device.wait_s()
     if slot.resident:
