@@ -12,12 +12,19 @@ import orjson
 import pytest
 
 from sparkplane.backends.base import InferenceRequest, Operation, Timeouts
+from sparkplane.backends.comfyui import ComfyUIBackend
 from sparkplane.backends.http import new_session
 from sparkplane.backends.ollama import OllamaBackend
-from sparkplane.backends.residency import ResidencyControl
+from sparkplane.backends.residency import ResidencyControl, UnsupportedControl
 from sparkplane.errors import UpstreamError, UpstreamTimeout
+from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI, gpu_system_stats, txt2img_prompt
+from tests.fakes.comfyui import with_models as comfy_with_models
+from tests.fakes.comfyui.config import Fault
+from tests.fakes.comfyui.recorded import fixtures_dir
+from tests.fakes.comfyui.recorded import load as recorded
 from tests.fakes.ollama import FakeOllama, OllamaBehaviour
 from tests.fakes.ollama_memory import MemoryKnobs
+from tests.support.eventually import eventually
 
 GB = 1_000_000_000
 TIMEOUTS = Timeouts(connect=2, first_byte=5, idle=5, response=10)
@@ -260,3 +267,85 @@ async def test_fake_ollama_chat_without_messages_loads_and_unloads(
     ) as response:
         assert (await response.json())["done_reason"] == "unload"
     assert ollama.memory.resident == {}
+
+
+# -- ComfyUI -------------------------------------------------------------------
+
+SDXL, SDXL_BYTES = "sdxl.safetensors", 7_000_000_000
+VRAM_FREE = 24_000_000_000
+
+
+@pytest.fixture
+async def comfy() -> AsyncIterator[FakeComfyUI]:
+    config = FakeComfyConfig(system_stats=gpu_system_stats(), model_bytes={SDXL: SDXL_BYTES})
+    async with FakeComfyUI(comfy_with_models(config, [SDXL])) as fake:
+        yield fake
+
+
+@pytest.fixture
+def comfy_backend(comfy: FakeComfyUI, session: aiohttp.ClientSession) -> ComfyUIBackend:
+    return ComfyUIBackend(comfy.url, session, probe_timeout=2)
+
+
+async def run_comfy_job(comfy: FakeComfyUI, backend: ComfyUIBackend) -> None:
+    done = comfy.stats.jobs_executed
+    status, _ = await backend.submit(txt2img_prompt(SDXL), "job-1", "client-1", {})
+    assert status == 200
+    await eventually(lambda: comfy.stats.jobs_executed > done)
+
+
+async def test_comfyui_residency_reports_the_device_memory(
+    comfy_backend: ComfyUIBackend,
+) -> None:
+    assert isinstance(comfy_backend, ResidencyControl)
+    residency = await comfy_backend.residency()
+    assert residency.loaded == ()
+    assert residency.total_bytes == 25_757_220_864
+    assert residency.free_bytes == VRAM_FREE
+    assert not residency.unified
+    assert residency.detail["ram_free"] == 60_000_000_000
+    assert residency.detail["queue_running"] == 0
+
+
+async def test_comfyui_free_memory_drops_while_a_model_is_loaded_and_unload_frees_it(
+    comfy_backend: ComfyUIBackend, comfy: FakeComfyUI
+) -> None:
+    await run_comfy_job(comfy, comfy_backend)
+    assert (await comfy_backend.residency()).free_bytes == VRAM_FREE - SDXL_BYTES
+    await comfy_backend.unload(SDXL, timeout=5)
+    assert (await comfy_backend.residency()).free_bytes == VRAM_FREE
+    assert comfy.stats.frees == [{"unload_models": True, "free_memory": True}]
+
+
+async def test_comfyui_unload_sends_the_recorded_request(
+    comfy_backend: ComfyUIBackend, comfy: FakeComfyUI
+) -> None:
+    if fixtures_dir() is None:
+        pytest.skip("recorded ComfyUI fixtures are absent")
+    await comfy_backend.unload("anything", timeout=5)
+    assert comfy.stats.frees == [recorded("free")["request"]["body"]]
+
+
+async def test_comfyui_unload_waits_for_the_running_prompt(
+    comfy_backend: ComfyUIBackend, comfy: FakeComfyUI
+) -> None:
+    comfy.inject(Fault("hang", node_class="KSampler"))
+    await comfy_backend.submit(txt2img_prompt(SDXL), "job-1", "client-1", {})
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        await comfy_backend.unload(SDXL, timeout=0.5)
+    assert time.monotonic() - started < 1.5
+
+
+async def test_comfyui_cannot_load_on_request(comfy_backend: ComfyUIBackend) -> None:
+    with pytest.raises(UnsupportedControl):
+        await comfy_backend.load(SDXL, timeout=5)
+
+
+async def test_comfyui_refusing_free_is_an_upstream_error(
+    comfy_backend: ComfyUIBackend, comfy: FakeComfyUI
+) -> None:
+    assert comfy.state is not None
+    comfy.state.http_error_status = 500  # what an "http_error" fault sets
+    with pytest.raises(UpstreamError, match="500"):
+        await comfy_backend.unload(SDXL, timeout=5)

@@ -1,5 +1,6 @@
-"""ComfyUI devices: health and capabilities for the fleet, and the calls the job
-worker makes (submit, websocket events, uploads, outputs, interrupt, queue, free).
+"""ComfyUI devices: health and capabilities for the fleet, the calls the job
+worker makes (submit, websocket events, uploads, outputs, interrupt, queue, free),
+and its memory (`ResidencyControl`: read from /system_stats, freed with /free).
 
 Probes read `/system_stats` every health round. `/object_info` (about 500 KB on
 a real server) is read on the first probe, then again every
@@ -29,15 +30,20 @@ from sparkplane.backends.base import (
     Timeouts,
     Upstream,
 )
+from sparkplane.backends.comfyui_residency import FREE_BODY, parse_system_stats, queue_busy
 from sparkplane.backends.comfyui_ws import DeviceSocket
+from sparkplane.backends.control import call, refused
 from sparkplane.backends.http import get_json
 from sparkplane.backends.openai_compat import base_url
+from sparkplane.backends.residency import Residency, UnsupportedControl
 from sparkplane.backends.workflow import Capabilities, EventStream
 from sparkplane.errors import BadRequest, UpstreamError, UpstreamTimeout
 
 OBJECT_INFO_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 _CHUNK = 256 * 1024
+# How often unload() looks at /queue until ComfyUI's worker is idle (it acts on /free then).
+_FREE_POLL_S = 0.05
 
 
 class ComfyUIBackend:
@@ -224,3 +230,47 @@ class ComfyUIBackend:
     async def free(self, body: dict[str, Any]) -> None:
         """POST /free."""
         await self._json("POST", "/free", json_body=body)
+
+    # -- ResidencyControl ------------------------------------------------------
+
+    async def residency(self) -> Residency:
+        """Device and host memory from `/system_stats`, queue counts from `/queue`.
+
+        ComfyUI does not list the models it holds: `loaded` is empty and the
+        figures it gives are in `detail` (see `comfyui_residency`).
+        """
+        stats = await get_json(
+            self._session, f"{self._root}/system_stats", timeout=self._probe_timeout
+        )
+        queue = await get_json(self._session, f"{self._root}/queue", timeout=self._probe_timeout)
+        self.system_stats = stats if isinstance(stats, dict) else self.system_stats
+        try:
+            return parse_system_stats(stats, queue)
+        except ValueError as exc:
+            raise UpstreamError(f"{self.url}: {exc}") from exc
+
+    async def load(self, model: str, timeout: float) -> None:
+        """ComfyUI has no load call: it loads a checkpoint on the first job that uses it."""
+        raise UnsupportedControl(f"ComfyUI at {self.url} loads models on first use only")
+
+    async def unload(self, model: str, timeout: float) -> None:
+        """`POST /free` with unload_models and free_memory: ComfyUI drops every model.
+
+        ComfyUI cannot unload one model, so unloading any frees them all (and its
+        node cache). Its worker acts on the request when no prompt is running:
+        this returns once `/queue` shows none, or raises UpstreamTimeout.
+        """
+        deadline = time.monotonic() + timeout
+        answer = await call(
+            self._session, "POST", f"{self._root}/free", json_body=FREE_BODY, timeout=timeout
+        )
+        if not answer.ok:
+            raise refused(f"ComfyUI at {self.url} did not free its memory", answer)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UpstreamTimeout(f"ComfyUI at {self.url} was still busy after {timeout:g}s")
+            queue = await call(self._session, "GET", f"{self._root}/queue", timeout=left)
+            if queue.ok and not queue_busy(queue.data):
+                return
+            await asyncio.sleep(min(_FREE_POLL_S, left))

@@ -16,8 +16,8 @@ Usage::
 Config knobs (config.py): nodes (NodeSpec per class; recorded ones by default,
 synthetic.py adds CheckpointLoaderSimple/KSampler/LoraLoader/... with given model files),
 speed, node_seconds, step_seconds, faults, frame_latency_s, gc_pause_s, gc_interval_s,
-system_stats, base_dir, host, port. Fixtures for pytest: pytest_plugin.py. Recorded
-fixtures loader: recorded.py.
+system_stats, model_bytes (memory.py), base_dir, host, port. Fixtures for pytest:
+pytest_plugin.py. Recorded fixtures loader: recorded.py.
 
 Standalone: ``python -m tests.fakes.comfyui --port 8188 [--checkpoint x.safetensors]``.
 
@@ -84,7 +84,9 @@ Behaviour taken from ComfyUI's source rather than from recordings (kept because 
 client can meet it): closing an older duplicate socket unregisters the clientId for the
 newer one too; deleting the last pending prompt broadcasts `status` twice; an
 interrupted prompt without client_id tells every socket; /free acts when the worker is
-next free; gpu_system_stats() and the synthetic node classes are shaped, not recorded.
+next free; gpu_system_stats(), the synthetic node classes and the model memory (files a
+job loaded take `model_bytes` off /system_stats until /free unloads them) are shaped, not
+recorded.
 """
 
 from tests.fakes.comfyui.config import FakeComfyConfig, Fault, NodeSpec, gpu_system_stats

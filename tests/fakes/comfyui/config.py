@@ -176,6 +176,8 @@ class FakeComfyConfig:
       more than gc_interval_s after the previous pause, the server stalls for gc_pause_s
       (frames, HTTP answers and the worker wait), like ComfyUI's gc.collect().
     - system_stats: the /system_stats body (default: the recorded CPU server).
+    - model_bytes: model file -> bytes it takes once a job loaded it (memory.py); those
+      bytes come off /system_stats' free figures until POST /free unloads the models.
     - base_dir: folder holding input/, output/, temp/ (default: a temporary folder).
     """
 
@@ -189,6 +191,7 @@ class FakeComfyConfig:
     gc_pause_s: float = 0.0
     gc_interval_s: float = 10.0
     system_stats: dict[str, Any] = field(default_factory=recorded_system_stats)
+    model_bytes: dict[str, int] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     base_dir: Path | None = None

@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.comfyui import tracebacks
+from tests.fakes.comfyui import memory, tracebacks
 from tests.fakes.comfyui.config import Fault
 from tests.fakes.comfyui.graph import ExecutionList, is_link, signatures
 from tests.fakes.comfyui.images import Frame
@@ -205,6 +205,7 @@ class PromptRun:
                 },
             )
         state.caches.outputs[key] = result.outputs
+        memory.note_loads(state.resident, state.config.model_bytes, inputs)
         self.values[node_id] = result.outputs
         self.progress.finish(node_id)
         self.executed.append(node_id)

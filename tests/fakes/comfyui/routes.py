@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.comfyui import routes_files
+from tests.fakes.comfyui import memory, routes_files
 from tests.fakes.comfyui.state import State
 from tests.fakes.comfyui.validation import validate_prompt
 
@@ -35,7 +35,7 @@ def route_table(state: State) -> list[tuple[str, str, Handler]]:
         return web.json_response(server_features(state))
 
     async def system_stats(request: web.Request) -> web.StreamResponse:
-        return web.json_response(state.config.system_stats)
+        return web.json_response(memory.system_stats(state.config.system_stats, state.resident))
 
     async def object_info(request: web.Request) -> web.StreamResponse:
         return web.json_response(

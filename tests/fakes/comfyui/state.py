@@ -126,6 +126,7 @@ class State:
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing queued or running
     http_error_status: int | None = None
     frozen: bool = False
+    resident: dict[str, int] = field(default_factory=dict)  # model file -> bytes (memory.py)
 
     def queue_info(self) -> dict[str, Any]:
         """The `status` payload: {"exec_info": {"queue_remaining": N}}."""

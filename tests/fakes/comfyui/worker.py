@@ -2,7 +2,8 @@
 
 After each prompt: history entry and `status` (task_done), then `executing` with
 node null to the prompt's client. Flags from POST /free are handled when the worker
-is free: free_memory empties the node cache. The GC model: after the first prompt,
+is free: free_memory empties the node cache, unload_models (or free_memory) drops the
+resident models (memory.py). The GC model: after the first prompt,
 and after any prompt ending more than gc_interval_s after the last pause, the worker
 stalls the whole server for gc_pause_s (frames and HTTP wait), as gc.collect() holding
 the GIL does in ComfyUI.
@@ -48,6 +49,7 @@ class Worker:
             if flags.get("free_memory", False):
                 state.caches.reset()
             if flags.get("unload_models", flags.get("free_memory", False)):
+                state.resident.clear()
                 self.need_gc, self.last_gc = True, None
             await self._maybe_gc(loop.time())
 
