@@ -15,6 +15,7 @@ from tests.conftest import SettingsFactory
 from tests.engines.llama_server import LlamaServer
 from tests.fakes.ollama import FakeOllama, OllamaBehaviour
 from tests.fakes.ollama_memory import MemoryKnobs
+from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.security import make_tenant
 
@@ -72,7 +73,8 @@ async def test_cold_model_loads_on_the_best_device_and_an_idle_one_is_evicted(
         common = {"memory_gib": memory_gib, "quant": "q4_k_m"}
         await add_device(gw, rtx.url, "rtx", profile="rtx-4090", **common)
         await add_device(gw, spark.url, "spark", profile="dgx-spark", **common)
-        assert not rtx.memory.resident and not spark.memory.resident
+        assert not rtx.memory.resident
+        assert not spark.memory.resident
 
         # Cold everywhere: loaded where it completes soonest (the 4090 decodes 3x faster).
         r = await gw.client.post("/v1/chat/completions", json=chat("llama3.1:8b"))
@@ -89,8 +91,9 @@ async def test_cold_model_loads_on_the_best_device_and_an_idle_one_is_evicted(
         busy = asyncio.create_task(
             gw.client.post("/v1/chat/completions", json=chat("llama3.1:8b", stream=True))
         )
-        while not any(run.model == "llama3.1:8b" and not run.ended for run in rtx.memory.runs):
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: any(run.model == "llama3.1:8b" and not run.ended for run in rtx.memory.runs)
+        )
         # A long answer: decode speed outweighs the eviction it costs on the 4090.
         r = await gw.client.post("/v1/chat/completions", json=chat("mistral:7b", max_tokens=1000))
         assert r.status_code == 200, r.text
@@ -166,8 +169,7 @@ async def test_a_flooding_tenant_does_not_starve_a_quiet_one(
             return r
 
         floods = [asyncio.create_task(ask("flood", flood.headers(Role.MEMBER))) for _ in range(10)]
-        while gw.runtime.admission.waiting("tiny-llama") < 9:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: gw.runtime.admission.waiting("tiny-llama") == 9)
         quiets = [asyncio.create_task(ask("quiet", quiet.headers(Role.MEMBER))) for _ in range(2)]
         responses = await asyncio.gather(*floods, *quiets)
         assert all(r.status_code == 200 for r in responses), [r.text for r in responses]

@@ -92,14 +92,15 @@ class Admission:
 
     def wake(self) -> None:
         """Let waiting requests through, in fair order, while devices can take them."""
+        decisions: dict[int, Decision] = {}
+
+        def ready(ticket: _Ticket) -> bool:
+            found = choose(ticket.ask, self._book.snapshot, ticket.policy, self.tuning)
+            decisions[id(ticket)] = found
+            return bool(found.plans)
+
         while len(self._queue):
-            decisions: dict[int, Decision] = {}
-
-            def ready(ticket: _Ticket) -> bool:
-                found = choose(ticket.ask, self._book.snapshot, ticket.policy, self.tuning)
-                decisions[id(ticket)] = found
-                return bool(found.plans)
-
+            decisions.clear()
             ticket = self._queue.pop(ready)
             if ticket is None:
                 return

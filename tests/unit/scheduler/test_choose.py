@@ -33,8 +33,10 @@ def test_resident_fast_device_wins_over_cold_one() -> None:
     decision = choose(Ask("m", now=100, output_tokens=100), snap({"m": [a, b]}), Policy(), TUNING)
     assert [p.device for p in decision.plans] == ["4090", "spark"]
     best = decision.plans[0]
-    assert not best.cold and best.steps[-1].kind is StepKind.RUN
-    assert decision.plans[1].cold and decision.plans[1].load_s >= 30
+    assert not best.cold
+    assert best.steps[-1].kind is StepKind.RUN
+    assert decision.plans[1].cold
+    assert decision.plans[1].load_s >= 30
 
 
 def test_cold_model_loads_where_completion_is_soonest() -> None:
@@ -43,7 +45,8 @@ def test_cold_model_loads_where_completion_is_soonest() -> None:
     a = slot(fast, "m", 8, tps=120, load_s=5)
     b = slot(slow, "m", 8, tps=30, load_s=20)
     best = choose(Ask("m", output_tokens=200), snap({"m": [a, b]}), Policy(), TUNING).best
-    assert best is not None and best.device == "4090"
+    assert best is not None
+    assert best.device == "4090"
     assert [s.kind for s in best.steps] == [StepKind.LOAD, StepKind.RUN]
 
 
@@ -54,23 +57,26 @@ def test_busy_resident_device_loses_to_loading_elsewhere() -> None:
     for _ in range(3):
         acquire(a, 40.0, now=0)
     best = choose(Ask("m", output_tokens=100), snap({"m": [a, b]}), Policy(), TUNING).best
-    assert best is not None and best.device == "other" and best.cold
+    assert best is not None
+    assert best.device == "other"
+    assert best.cold
 
 
 def test_eviction_takes_the_cheapest_idle_model_and_spares_work_in_flight() -> None:
     dev = device("4090", 24)
     hot = slot(dev, "hot", 10, resident=True, load_s=10, demand=Demand(interval_s=1.0, last=990))
-    cold_use = slot(
-        dev, "rare", 10, resident=True, load_s=10, demand=Demand(interval_s=600, last=0)
-    )
+    slot(dev, "rare", 10, resident=True, load_s=10, demand=Demand(interval_s=600, last=0))
     busy = slot(dev, "busy", 3, resident=True, load_s=1)
     busy.inflight = 1
     new = slot(dev, "new", 10, load_s=5)
     victims = evictions(new, now=1000, tuning=TUNING)
-    assert victims is not None and [v.model for v in victims] == ["rare"]
+    assert victims is not None
+    assert [v.model for v in victims] == ["rare"]
     plan = choose(Ask("new", now=1000), snap({"new": [new]}), Policy(), TUNING).best
-    assert plan is not None and plan.evictions == ("rare",)
-    assert hot.resident and busy.resident  # choose changes nothing
+    assert plan is not None
+    assert plan.evictions == ("rare",)
+    assert hot.resident
+    assert busy.resident
 
 
 def test_no_thrash_recently_loaded_model_is_not_evicted() -> None:

@@ -20,7 +20,8 @@ def test_a_flooding_tenant_does_not_starve_a_quiet_one() -> None:
     queue.push("quiet1", tenant="quiet", model="m")
     order = drain(queue)
     # The quiet tenant's requests go within the first few, not after 100 floods.
-    assert order.index("quiet0") <= 1 and order.index("quiet1") <= 3
+    assert order.index("quiet0") <= 1
+    assert order.index("quiet1") <= 3
     assert [o for o in order if o.startswith("flood")] == [f"flood{i}" for i in range(100)]
 
 
@@ -58,8 +59,11 @@ def test_bounded_per_model_and_remove() -> None:
     assert queue.push("2", tenant="a", model="m") is not None
     assert queue.push("3", tenant="a", model="m") is None  # full: refused, not queued
     assert queue.push("x", tenant="a", model="other") is not None
-    assert queue.depth("m") == 2 and len(queue) == 3
-    assert first is not None and queue.remove(first) and not queue.remove(first)
+    assert queue.depth("m") == 2
+    assert len(queue) == 3
+    assert first is not None
+    assert queue.remove(first)
+    assert not queue.remove(first)
     assert queue.depth("m") == 1
     assert drain(queue) == ["2", "x"]
 
