@@ -1,7 +1,11 @@
 """A fake OpenAI-compatible engine (and cloud API) following OpenAI's documented
 HTTP API: `/v1/models`, `/v1/chat/completions` (plain and SSE streaming),
 `/v1/completions`, `/v1/embeddings`. Knobs let tests make it slow, fail, hang,
-drop a stream halfway, or demand an API key like a cloud provider."""
+drop a stream halfway, or demand an API key like a cloud provider. `controls`
+adds an engine's memory endpoints, shaped from its docs: "router" (llama.cpp
+router mode: GET /models with status, POST /models/load and /models/unload,
+loads taking `load_delay_s` in the background) or "vllm" (/metrics, and in dev
+mode /sleep, /wake_up, /is_sleeping)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ class EngineBehaviour:
     break_stream_after: int | None = None  # drop the connection after N chunks
     api_key: str | None = None  # require `Authorization: Bearer <key>`
     embedding_dim: int = 8
+    controls: str | None = None  # None, "router" or "vllm"
+    load_delay_s: float = 0.0  # router mode: time a load takes
+    fail_load: set[str] = field(default_factory=set)  # router mode: these exit code 1
+    kv_usage: float = 0.25  # vLLM's vllm:kv_cache_usage_perc
 
 
 class FakeOpenAIEngine(LoopbackServer):
@@ -41,6 +49,11 @@ class FakeOpenAIEngine(LoopbackServer):
         self.name = name
         self.requests: list[dict[str, Any]] = []
         self.cancelled = 0
+        self.status = {m: "unloaded" for m in self.behaviour.models}  # router mode
+        self.failed: set[str] = set()
+        self.sleeping = False  # vLLM
+        self.controls_log: list[str] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         super().__init__()
 
     def routes(self, app: web.Application) -> None:
@@ -49,6 +62,76 @@ class FakeOpenAIEngine(LoopbackServer):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        if self.behaviour.controls == "router":
+            app.router.add_get("/models", self._router_models)
+            app.router.add_post("/models/load", self._router_load)
+            app.router.add_post("/models/unload", self._router_unload)
+        elif self.behaviour.controls == "vllm":
+            app.router.add_get("/metrics", self._metrics)
+            app.router.add_get("/is_sleeping", self._is_sleeping)
+            app.router.add_post("/sleep", self._sleep)
+            app.router.add_post("/wake_up", self._wake_up)
+
+    async def _router_models(self, request: web.Request) -> web.Response:
+        data = []
+        for model, value in self.status.items():
+            status: dict[str, Any] = {"value": value}
+            if value != "unloaded" or model in self.failed:
+                status["args"] = ["llama-server", "-ctx", "4096"]
+            if model in self.failed:
+                status.update(failed=True, exit_code=1)
+            data.append({"id": model, "object": "model", "owned_by": "llamacpp", "status": status})
+        return web.json_response({"data": data})
+
+    async def _router_load(self, request: web.Request) -> web.Response:
+        model = (await request.json()).get("model")
+        if model not in self.status:
+            return _error(400, "model not found", "invalid_request_error", None)
+        self.controls_log.append(f"load {model}")
+        self.status[model] = "loading"
+        self.failed.discard(model)
+
+        async def finish() -> None:
+            await asyncio.sleep(self.behaviour.load_delay_s)
+            if model in self.behaviour.fail_load:
+                self.status[model] = "unloaded"
+                self.failed.add(model)
+            else:
+                self.status[model] = "loaded"
+
+        self._tasks.add(asyncio.ensure_future(finish()))
+        return web.json_response({"success": True})
+
+    async def _router_unload(self, request: web.Request) -> web.Response:
+        model = (await request.json()).get("model")
+        if model not in self.status:
+            return _error(400, "model not found", "invalid_request_error", None)
+        self.controls_log.append(f"unload {model}")
+        self.status[model] = "unloaded"
+        return web.json_response({"success": True})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        usage = 0.0 if self.sleeping else self.behaviour.kv_usage
+        text = (
+            "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+            "# TYPE vllm:kv_cache_usage_perc gauge\n"
+            f'vllm:kv_cache_usage_perc{{engine="0",model_name="{self.behaviour.models[0]}"}} '
+            f"{usage}\n"
+        )
+        return web.Response(text=text, content_type="text/plain")
+
+    async def _is_sleeping(self, request: web.Request) -> web.Response:
+        return web.json_response({"is_sleeping": self.sleeping})
+
+    async def _sleep(self, request: web.Request) -> web.Response:
+        self.controls_log.append(f"sleep level={request.query.get('level', '1')}")
+        self.sleeping = True
+        return web.Response(status=200)
+
+    async def _wake_up(self, request: web.Request) -> web.Response:
+        self.controls_log.append("wake_up")
+        self.sleeping = False
+        return web.Response(status=200)
 
     def _authorized(self, request: web.Request) -> bool:
         key = self.behaviour.api_key

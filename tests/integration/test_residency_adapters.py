@@ -15,6 +15,8 @@ from sparkplane.backends.base import InferenceRequest, Operation, Timeouts
 from sparkplane.backends.comfyui import ComfyUIBackend
 from sparkplane.backends.http import new_session
 from sparkplane.backends.ollama import OllamaBackend
+from sparkplane.backends.openai_compat import OpenAICompatBackend
+from sparkplane.backends.openai_residency import Controls
 from sparkplane.backends.residency import ResidencyControl, UnsupportedControl
 from sparkplane.errors import UpstreamError, UpstreamTimeout
 from tests.fakes.comfyui import FakeComfyConfig, FakeComfyUI, gpu_system_stats, txt2img_prompt
@@ -24,6 +26,7 @@ from tests.fakes.comfyui.recorded import fixtures_dir
 from tests.fakes.comfyui.recorded import load as recorded
 from tests.fakes.ollama import FakeOllama, OllamaBehaviour
 from tests.fakes.ollama_memory import MemoryKnobs
+from tests.fakes.openai_engine import EngineBehaviour, FakeOpenAIEngine
 from tests.support.eventually import eventually
 
 GB = 1_000_000_000
@@ -349,3 +352,61 @@ async def test_comfyui_refusing_free_is_an_upstream_error(
     comfy.state.http_error_status = 500  # what an "http_error" fault sets
     with pytest.raises(UpstreamError, match="500"):
         await comfy_backend.unload(SDXL, timeout=5)
+
+
+# -- OpenAI-compatible engines -------------------------------------------------
+
+
+async def test_router_mode_loads_and_unloads_through_its_own_endpoints(
+    session: aiohttp.ClientSession,
+) -> None:
+    behaviour = EngineBehaviour(models=["a", "b"], controls="router", load_delay_s=0.2)
+    async with FakeOpenAIEngine(behaviour) as engine:
+        backend = OpenAICompatBackend(engine.url, session)
+        assert await backend.controls() is Controls.ROUTER
+        assert (await backend.residency()).loaded == ()
+        started = time.monotonic()
+        await backend.load("a", timeout=5)
+        assert time.monotonic() - started >= 0.2  # returned once loaded, not on the ack
+        assert (await backend.residency()).names() == {"a"}
+        await backend.unload("a", timeout=5)
+        assert (await backend.residency()).names() == set()
+        assert engine.controls_log == ["load a", "unload a"]
+
+
+async def test_router_mode_load_failure_and_timeout(session: aiohttp.ClientSession) -> None:
+    behaviour = EngineBehaviour(models=["a", "b"], controls="router", fail_load={"b"})
+    async with FakeOpenAIEngine(behaviour) as engine:
+        backend = OpenAICompatBackend(engine.url, session)
+        with pytest.raises(UpstreamError, match="exit code 1"):
+            await backend.load("b", timeout=5)
+        engine.behaviour.load_delay_s = 5
+        with pytest.raises(UpstreamTimeout):
+            await backend.load("a", timeout=0.3)
+
+
+async def test_vllm_sleep_and_wake(session: aiohttp.ClientSession) -> None:
+    async with FakeOpenAIEngine(EngineBehaviour(models=["qwen"], controls="vllm")) as engine:
+        backend = OpenAICompatBackend(engine.url, session)
+        assert await backend.controls() is Controls.VLLM_SLEEP
+        residency = await backend.residency()
+        assert residency.names() == {"qwen"}
+        assert residency.detail["kv_cache_usage"] == 0.25
+        await backend.unload("qwen", timeout=5)
+        assert (await backend.residency()).loaded == ()
+        await backend.load("qwen", timeout=5)
+        assert (await backend.residency()).names() == {"qwen"}
+        assert engine.controls_log == ["sleep level=1", "wake_up"]
+
+
+async def test_an_engine_without_controls_lists_every_model_as_resident(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeOpenAIEngine(EngineBehaviour(models=["x", "y"])) as engine:
+        backend = OpenAICompatBackend(engine.url, session)
+        assert await backend.controls() is Controls.NONE
+        assert (await backend.residency()).names() == {"x", "y"}
+        with pytest.raises(UnsupportedControl):
+            await backend.load("x", timeout=5)
+        with pytest.raises(UnsupportedControl):
+            await backend.unload("x", timeout=5)
