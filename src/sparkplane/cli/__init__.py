@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import audit, db, devices, jobs, models, plan, security, serve, usage
+from sparkplane.cli import audit, db, devices, jobs, models, plan, security, serve, simulate, usage
 from sparkplane.cli.common import settings_from
 from sparkplane.logs import configure
 from sparkplane.planner import DeviceProfile, profiles_with
@@ -32,6 +32,7 @@ def plan_profiles() -> dict[str, DeviceProfile]:
 serve.register(app)
 security.register(app)
 plan.register(app, profiles=plan_profiles)
+simulate.register(app)
 app.add_typer(devices.app, name="devices")
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")

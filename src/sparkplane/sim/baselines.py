@@ -77,6 +77,12 @@ class _Baseline:
             e.drop(node, job, OOM)
 
 
+def _running(node: Node) -> set[Slot]:
+    # What holds memory in the peers' engines: models with requests running (not
+    # ones merely queued for them).
+    return {job.slot for job in node.running}
+
+
 def _estimate(e: Engine, r: int, slot: Slot) -> float:
     return slot.service_s(e.trace.prompt[r], e.trace.output[r], e.trace.images[r])
 
@@ -157,7 +163,8 @@ class Ollama(_Baseline):
         slot = job.slot
         device = node.state
         loaded = [s for s in device.slots.values() if s.resident or s.loading]
-        idle = [s for s in loaded if s.resident and s.inflight == 0]
+        busy = _running(node)
+        idle = [s for s in loaded if s.resident and s not in busy]
         idle.sort(key=lambda s: s.last_used)  # keep-alive ends soonest first
         short = slot.bytes - device.free_bytes
         count = len(loaded)

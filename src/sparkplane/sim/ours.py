@@ -22,6 +22,10 @@ from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
 # fair share apply, not in an engine's FIFO.
 SIM_TUNING = Tuning(saturation=1)
 QUEUE_LIMIT = 4096
+# While requests wait, the queue is also retried this often: what blocks them may
+# end without an event (a model becomes old enough to evict, `min_resident_s`).
+RETRY_S = 5.0
+_TICK = object()
 
 
 class Sparkplane:
@@ -34,6 +38,7 @@ class Sparkplane:
         self.tuning = tuning
         self.snapshot = engine.world.snapshot
         self.queue: FairQueue[int] = FairQueue(queue_limit, engine.world.weights)
+        self._ticking = False
 
     def _ask(self, r: int) -> Ask:
         e = self.engine
@@ -63,10 +68,13 @@ class Sparkplane:
             entry = self.queue.push(r, tenant=tr.tenant[r], model=model, priority=tr.priority[r])
             if entry is not None:
                 e.timer(tr.t[r] + e.world.timeout_s, entry)
+                if not self._ticking:
+                    self._ticking = True
+                    e.timer(e.now + RETRY_S, _TICK)
                 return
         e.refuse(r, REJECTED)
 
-    def freed(self, node: Node) -> None:
+    def freed(self, node: Node | None) -> None:
         """A device may take more: let the fair queue's next requests through `choose()`."""
         if not self.queue:
             return
@@ -95,7 +103,13 @@ class Sparkplane:
             no_room.clear()
 
     def timer(self, payload: object) -> None:
-        """A queued request's client timed out."""
+        """A queued request's client timed out, or the periodic retry is due."""
+        if payload is _TICK:
+            self.freed(None)
+            self._ticking = bool(self.queue)
+            if self._ticking:
+                self.engine.timer(self.engine.now + RETRY_S, _TICK)
+            return
         assert isinstance(payload, Waiting)
         if self.queue.remove(payload):
             self.engine.refuse(payload.item, TIMED_OUT)

@@ -31,7 +31,7 @@ def table(comparison: Comparison, title: str = "Simulated policies") -> Table:
         "OOM",
         "failed",
     ):
-        t.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
+        t.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
     upper = comparison.goodput.get(UPPER)
     for policy, s in comparison.nominal.items():
         good = comparison.goodput.get(policy)
