@@ -9,9 +9,11 @@ from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import require
 from sparkplane.api.deps import record_admin, runtime
+from sparkplane.config import Settings
 from sparkplane.fleet import service
 from sparkplane.fleet.device import Device, DeviceRecord
 from sparkplane.fleet.load import LoadBook
+from sparkplane.planner import profiles_with
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
 
@@ -45,6 +47,30 @@ class DeviceUpdate(BaseModel):
     power_w: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
         None, description="Power figure in watts, for the energy estimate of usage records."
     )
+    profile: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        None, description="Planner device profile (e.g. rtx-4090, dgx-spark) for the scheduler."
+    )
+    memory_gib: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
+        None, description="Memory models may use, GiB (default: the engine's or the profile's)."
+    )
+    parallel: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="Requests the device serves at once."
+    )
+    load_gbs: Annotated[float, Field(gt=0, le=10_000)] | None = Field(
+        None, description="GB/s a model is read into memory."
+    )
+    quant: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        None, description="Precision its models run at (e.g. q4_k_m), for the planner's figures."
+    )
+    price_per_mtok: Annotated[float, Field(gt=0, le=1_000_000)] | None = Field(
+        None, description="A cloud device's price per million tokens."
+    )
+
+
+def profile_names(settings: Settings) -> list[str]:
+    """Every planner device profile id and alias."""
+    profiles = profiles_with(settings.device_profiles)
+    return [n for p in profiles.values() for n in (p.id, *p.aliases)]
 
 
 def memory_view(book: LoadBook, device: Device) -> dict[str, Any]:
@@ -150,7 +176,8 @@ async def update_device(
     request: Request,
     who: Principal = require(Permission.DEVICES_WRITE),
 ) -> dict[str, Any]:
-    """Change priority, enabled, off-premises or the power figure."""
+    """Change priority, enabled, off-premises, the power figure, or what the scheduler
+    knows of the hardware (profile, memory, parallel places, load speed, precision, price)."""
     rt = runtime(request)
     rt.audit.raise_if_closed()
     changes = body.model_dump(exclude_none=True)
@@ -158,6 +185,9 @@ async def update_device(
     power = changes.pop("power_w", None)
     if power is not None:
         await service.set_power(rt.store, name, power)
+    hardware = {k: changes.pop(k) for k in service.HARDWARE_KEYS if k in changes}
+    if hardware:
+        await service.set_hardware(rt.store, name, hardware, profile_names(rt.settings))
     record = await rt.store.edit(name, **changes) if changes else await rt.store.get(name)
     rt.fleet.sync(await rt.store.list_devices())
     record_admin(request, who, "devices.update", name, **audited)

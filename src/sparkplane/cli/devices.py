@@ -24,11 +24,12 @@ from sparkplane.cli.common import (
     settings_from,
 )
 from sparkplane.db.engine import session_factory
-from sparkplane.errors import NotFound, UpstreamError
+from sparkplane.errors import UpstreamError
 from sparkplane.fleet import service
 from sparkplane.fleet.device import DeviceRecord
-from sparkplane.fleet.residency import DeviceEvent, Resident, ResidencyStore
+from sparkplane.fleet.residency import DeviceEvent, ResidencyStore, Resident
 from sparkplane.fleet.store import DeviceStore
+from sparkplane.planner import profiles_with
 
 app = typer.Typer(help="Devices: the engines sparkplane routes to.", no_args_is_help=True)
 
@@ -131,10 +132,7 @@ def show(name: str, config: ConfigOption = None, as_json: JsonOption = False) ->
             residency = ResidencyStore(sessions)
             return record, await residency.residents(record.id), await residency.history(record.id)
 
-    try:
-        record, residents, history = run(go())
-    except NotFound as exc:
-        fail(exc.message)
+    record, residents, history = run(go())
     if as_json:
         doc = record.public()
         doc["residency"] = [r.public() for r in residents]
@@ -240,3 +238,47 @@ def _models(models: list[str], limit: int = 3) -> str:
 def _colour(health: str) -> str:
     colour = {"healthy": "green", "unhealthy": "red", "probing": "yellow"}.get(health, "dim")
     return f"[{colour}]{health}[/{colour}]"
+
+
+@app.command("hardware")
+def hardware(
+    name: str,
+    profile: Annotated[
+        str | None, typer.Option(help="Planner device profile, e.g. rtx-4090, dgx-spark, h100.")
+    ] = None,
+    memory_gib: Annotated[float | None, typer.Option(help="Memory models may use, in GiB.")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Requests it serves at once.")] = None,
+    load_gbs: Annotated[float | None, typer.Option(help="GB/s a model loads at.")] = None,
+    quant: Annotated[str | None, typer.Option(help="Precision its models run at.")] = None,
+    price_per_mtok: Annotated[
+        float | None, typer.Option(help="A cloud device's price per million tokens.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Tell the scheduler what a device is (the planner's figures come from its profile)."""
+    settings = settings_from(config)
+    given = {
+        "profile": profile,
+        "memory_gib": memory_gib,
+        "parallel": parallel,
+        "load_gbs": load_gbs,
+        "quant": quant,
+        "price_per_mtok": price_per_mtok,
+    }
+    values: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    if not values:
+        fail("give at least one of --profile, --memory-gib, --parallel, --load-gbs, --quant, "
+             "--price-per-mtok")  # fmt: skip
+    profiles = profiles_with(settings.device_profiles)
+    names = [n for p in profiles.values() for n in (p.id, *p.aliases)]
+
+    async def go() -> DeviceRecord:
+        async with database(settings) as engine:
+            store = DeviceStore(session_factory(engine))
+            record = await service.set_hardware(store, name, values, names)
+            await audit_admin(engine, "devices.update", name, **values)
+            return record
+
+    record = run(go())
+    shown = {k: record.extra[k] for k in service.HARDWARE_KEYS if k in record.extra}
+    console.print(f"{record.name}: {json.dumps(shown)}")

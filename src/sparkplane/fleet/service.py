@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -191,4 +192,42 @@ async def set_power(store: DeviceStore, name: str, watts: float | None) -> Devic
     extra = {k: v for k, v in record.extra.items() if k != "power_w"}
     if watts is not None:
         extra["power_w"] = watts
+    return await store.edit(name, extra=extra)
+
+
+# What the scheduler reads from a device's `extra` (see fleet/load.py).
+HARDWARE_KEYS = ("profile", "memory_gib", "parallel", "load_gbs", "quant", "price_per_mtok")
+
+
+async def set_hardware(
+    store: DeviceStore, name: str, values: dict[str, object], profiles: Iterable[str]
+) -> DeviceRecord:
+    """Tell the scheduler what a device is: its planner profile, usable memory,
+    parallel places, load speed, model precision and (for a cloud) its price.
+
+    Only keys in `values` change; a value of None removes the key. `profiles`
+    are the known planner profile ids and aliases.
+    """
+    unknown = sorted(set(values) - set(HARDWARE_KEYS))
+    if unknown:
+        raise BadRequest(f"unknown device setting(s): {', '.join(unknown)}", param=unknown[0])
+    known = {p.lower() for p in profiles}
+    profile = values.get("profile")
+    if isinstance(profile, str) and profile.lower().replace("_", "-") not in known:
+        raise BadRequest(
+            f"unknown device profile {profile!r}; see `sparkplane plan --help`", param="profile"
+        )
+    for key in ("memory_gib", "parallel", "load_gbs", "price_per_mtok"):
+        value = values.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise BadRequest(f"{key} must be a number above 0", param=key)
+    record = await store.get(name)
+    extra = dict(record.extra)
+    for key, value in values.items():
+        if value is None:
+            extra.pop(key, None)
+        else:
+            extra[key] = value
     return await store.edit(name, extra=extra)
