@@ -50,6 +50,7 @@ bench: install-test
 	scripts/ensure-system.sh bench
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/comfy_dispatch.py
+	$(BIN)/python bench/scheduler.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
