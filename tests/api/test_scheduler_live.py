@@ -14,6 +14,7 @@ from sparkplane.security.rbac import Role
 from tests.conftest import SettingsFactory
 from tests.engines.llama_server import LlamaServer
 from tests.fakes.ollama import FakeOllama, OllamaBehaviour
+from tests.fakes.openai_engine import EngineBehaviour, FakeOpenAIEngine
 from tests.fakes.ollama_memory import MemoryKnobs
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
@@ -176,3 +177,35 @@ async def test_a_flooding_tenant_does_not_starve_a_quiet_one(
         # First come, first served would finish the quiet tenant 11th and 12th.
         positions = [i for i, who in enumerate(done) if who == "quiet"]
         assert positions[-1] <= 4, done
+
+
+async def test_cloud_is_used_only_when_allowed_and_local_misses_the_deadline(
+    make_settings: SettingsFactory,
+) -> None:
+    model = "llama3.1:8b"
+    async with (
+        FakeOpenAIEngine(EngineBehaviour(models=[model]), name="local") as local,
+        FakeOpenAIEngine(EngineBehaviour(models=[model]), name="cloud") as cloud,
+        running_gateway(make_settings(allow_off_prem=True)) as gw,
+    ):
+        await add_device(gw, local.url, "spark", profile="dgx-spark", quant="q4_k_m")
+        r = await gw.client.post(
+            "/api/devices", json={"url": cloud.url, "name": "cloud", "off_prem": True}
+        )
+        assert r.status_code == 201
+        await gw.runtime.store.edit("cloud", extra={"price_per_mtok": 0.6, "parallel": 1000})
+        await gw.runtime.health.round()
+        body = chat(model, max_tokens=1000)  # planned ~25 s on a Spark at Q4_K_M
+        urgent = {"x-sparkplane-deadline": "2"}
+        r = await gw.client.post("/v1/chat/completions", json=body, headers=urgent)
+        assert r.headers["x-sparkplane-device"] == "cloud"
+        plain = await gw.client.post("/v1/chat/completions", json=body)
+        assert plain.headers["x-sparkplane-device"] == "spark"
+        relaxed = {"x-sparkplane-deadline": "600"}
+        r = await gw.client.post("/v1/chat/completions", json=body, headers=relaxed)
+        assert r.headers["x-sparkplane-device"] == "spark"
+        bad = await gw.client.post(
+            "/v1/chat/completions", json=body, headers={"x-sparkplane-deadline": "soon"}
+        )
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "deadline"

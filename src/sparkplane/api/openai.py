@@ -24,7 +24,7 @@ from sparkplane.api.deps import runtime
 from sparkplane.api.errors import sparkplane_error_response, validation_error_response
 from sparkplane.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from sparkplane.backends.base import InferenceRequest, Operation
-from sparkplane.errors import Forbidden, ModelNotFound, SparkplaneError
+from sparkplane.errors import BadRequest, Forbidden, ModelNotFound, SparkplaneError
 from sparkplane.runtime import Runtime
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
@@ -77,6 +77,7 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
             rt.policy_for(principal),
             tenant=principal.tenant,
             max_tokens=max_tokens,
+            deadline_s=_deadline(scope),
         )
     except SparkplaneError as exc:
         await sparkplane_error_response(exc)(scope, receive, send)
@@ -133,6 +134,23 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         await asyncio.shield(
             rt.ledger.close(entry, device=answer.device.name, status=499, error="client_closed")
         )
+
+
+def _deadline(scope: Scope) -> float | None:
+    """`X-Sparkplane-Deadline: SECONDS`: when the caller needs the answer by. A local
+    device expected to miss it lets the request go to an allowed cloud device."""
+    for key, value in scope["headers"]:
+        if key == b"x-sparkplane-deadline":
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise BadRequest(
+                    "X-Sparkplane-Deadline must be a number of seconds", param="deadline"
+                ) from None
+            if not 0 < seconds < 1e9:
+                raise BadRequest("X-Sparkplane-Deadline must be above 0", param="deadline")
+            return seconds
+    return None
 
 
 def openapi_paths() -> dict[str, Any]:

@@ -28,6 +28,10 @@ EWMA_ALPHA = 0.3
 DEFAULT_SERVICE_S = 1.0
 # Output tokens assumed for a request that names no max_tokens.
 DEFAULT_OUTPUT_TOKENS = 256
+# Bounds of the observed/planned correction: a request that stopped early (fewer
+# tokens than max_tokens) or one stuck behind a cold start must not teach the
+# scheduler that a device is 100x faster or slower than it is.
+CORRECTION_RANGE = (0.2, 5.0)
 
 
 @dataclass(slots=True, eq=False)
@@ -207,7 +211,9 @@ def observe(slot: Slot, elapsed_s: float, planned_s: float | None) -> None:
     """Fold one served request's duration into this slot's pace and correction."""
     slot.pace_s = _ewma(slot.pace_s, elapsed_s)
     if planned_s is not None and planned_s > 0:
-        slot.correction = _ewma(slot.correction, elapsed_s / planned_s)
+        low, high = CORRECTION_RANGE
+        ratio = min(max(elapsed_s / planned_s, low), high)
+        slot.correction = _ewma(slot.correction, ratio)
 
 
 def begin_load(slot: Slot, now: float) -> None:

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sparkplane.fleet.snapshot import DEFAULT_SERVICE_S, FleetSnapshot, Slot
+from sparkplane.fleet.snapshot import CORRECTION_RANGE, DEFAULT_SERVICE_S, FleetSnapshot, Slot
 from sparkplane.scheduler.policy import Policy, Refusal
 
 # Seconds an engine takes to drop a model from memory.
@@ -142,9 +142,9 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
             continue
         if not device.off_prem and len(local) >= tuning.max_plans:
             # Routes are sorted fastest planned first: stop once nothing left can win
-            # (a correction may at most halve a planned time).
+            # (a correction may at most shrink a planned time to CORRECTION_RANGE[0]).
             floor = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
-            if floor is not None and floor * 0.5 >= bound:
+            if floor is not None and floor * CORRECTION_RANGE[0] >= bound:
                 break
         if unknown is None and slot.decode_tps is None and slot.image_s is None:
             unknown = _unknown_s(slots)

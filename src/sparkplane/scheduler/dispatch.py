@@ -103,6 +103,7 @@ class Dispatcher:
         *,
         tenant: str = "",
         max_tokens: int | None = None,
+        deadline_s: float | None = None,
     ) -> Answer:
         """Admit the request and try its plans until one answers; the caller must `finish()`."""
         if self._fleet.catalog.routes(model) is None:
@@ -115,6 +116,7 @@ class Dispatcher:
             tenant,
             prompt_tokens=len(request.raw) // 4,  # ~4 bytes a token; cheaper than tokenising
             output_tokens=max_tokens or 0,
+            deadline_s=deadline_s,
         )
         admitted = await self._admission.admit(ask, policy)
         started = self._clock()
