@@ -1,9 +1,7 @@
 """The ComfyUI job service of one process: wires the store, the artifact store, the
 client hub, the worker and placement, and answers `POST /prompt`.
 
-Placement reads live fleet state (health, how many jobs this process has on each
-device, seconds per job observed per workflow signature) through the pure
-functions of `scheduler/placement.py`.
+Placement (which job, which device) is the scheduler's: `scheduler/workflows.py`.
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ from typing import Any
 
 import structlog
 
-from sparkplane.backends.workflow import WorkflowBackend
 from sparkplane.config import Settings
 from sparkplane.db.models import utcnow
 from sparkplane.errors import Unavailable, UpstreamError
-from sparkplane.fleet.device import EWMA_ALPHA, Device
+from sparkplane.fleet.device import Device
 from sparkplane.fleet.registry import Fleet
 from sparkplane.jobs import validation, watch
 from sparkplane.jobs.artifacts import ArtifactStore
@@ -31,11 +28,12 @@ from sparkplane.jobs.events import JobEvents, JobFinished
 from sparkplane.jobs.hub import Hub, text
 from sparkplane.jobs.records import Job, NewJob
 from sparkplane.jobs.runner import RunContext
-from sparkplane.jobs.store import Choice, JobStore
+from sparkplane.jobs.store import JobStore
 from sparkplane.jobs.worker import Worker
 from sparkplane.scheduler import placement
 from sparkplane.scheduler.placement import DeviceView
 from sparkplane.scheduler.policy import Policy
+from sparkplane.scheduler.workflows import WorkflowPlacer, backend_of
 from sparkplane.security.principal import Principal
 
 log = structlog.get_logger("sparkplane.jobs")
@@ -63,8 +61,7 @@ class ComfyService:
         self.hub = Hub()
         self.events = JobEvents()
         self.deny = frozenset(settings.comfy_deny_nodes)
-        self._pace: dict[tuple[str, str], float] = {}
-        self._avoid: dict[str, set[str]] = {}
+        self.placer = WorkflowPlacer(fleet, settings.comfy_device_queue)
         self._refreshed_on_miss = 0.0
         # Jobs submitted here for a websocket client: if another process runs one, its
         # end is announced to the client from here (see `_watch`).
@@ -79,17 +76,17 @@ class ComfyService:
             upload_file=self._upload_file,
             status_changed=self.status_changed,
             finished=self._finished,
-            observe=self._observe,
-            gave_up=self._gave_up,
+            observe=self.placer.observe,
+            gave_up=self.placer.gave_up,
             started=self._started,
         )
         self.worker = Worker(
             store,
             artifacts,
             ctx,
-            self._choose,
+            self.placer.choose,
             fleet.by_name,
-            self._has_room,
+            self.placer.has_room,
             slots=settings.comfy_workers,
             lease_s=settings.job_lease_s,
             poll_s=settings.comfy_poll_s,
@@ -118,41 +115,17 @@ class ComfyService:
 
     def devices(self, policy: Policy | None = None) -> list[Device]:
         """Workflow devices (ComfyUI), only those `policy` allows when given."""
-        found = [d for d in self.fleet.devices() if isinstance(d.backend, WorkflowBackend)]
-        if policy is None:
-            return found
-        allowed = policy.allowed_devices
-        return [
-            d
-            for d in found
-            if (allowed is None or d.name in allowed)
-            and (policy.allow_off_prem or not d.record.off_prem)
-        ]
-
-    def views(self, devices: Sequence[Device], signature: str) -> list[DeviceView]:
-        """Placement's view of `devices` for a workflow of `signature`."""
-        return [
-            DeviceView(
-                name=d.name,
-                priority=d.record.priority,
-                off_prem=d.record.off_prem,
-                available=d.available,
-                queue=d.inflight,
-                seconds_per_job=self._pace.get((d.name, signature), d.ewma_s),
-                capabilities=_backend(d).capabilities,
-            )
-            for d in devices
-        ]
+        return self.placer.devices(policy)
 
     async def ensure_capabilities(self, devices: Sequence[Device], force: bool = False) -> None:
         """Read /object_info of devices that have none yet (or all, when `force`)."""
-        todo = [d for d in devices if d.available and (force or _backend(d).capabilities is None)]
+        todo = [d for d in devices if d.available and (force or backend_of(d).capabilities is None)]
         if not todo:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CAPABILITY_WAIT_S):
                 results = await asyncio.gather(
-                    *(_backend(d).refresh_capabilities() for d in todo), return_exceptions=True
+                    *(backend_of(d).refresh_capabilities() for d in todo), return_exceptions=True
                 )
                 for result in results:
                     if isinstance(result, BaseException) and not isinstance(result, UpstreamError):
@@ -160,7 +133,7 @@ class ComfyService:
 
     def definitions(self, devices: Sequence[Device]) -> dict[str, dict[str, Any]]:
         """One /object_info over `devices`, without the denied node classes."""
-        caps = [c for c in (_backend(d).capabilities for d in devices) if c is not None]
+        caps = [c for c in (backend_of(d).capabilities for d in devices) if c is not None]
         merged = placement.merged(caps)
         for name in self.deny:
             merged.pop(name, None)
@@ -185,7 +158,7 @@ class ComfyService:
                 return 400, refused.body()
         devices = self.devices(policy)
         await self.ensure_capabilities(devices)
-        known = [d for d in devices if _backend(d).capabilities is not None]
+        known = [d for d in devices if backend_of(d).capabilities is not None]
         if not known and prompt:
             raise Unavailable(
                 "no ComfyUI device is known yet: register one with `sparkplane devices add`",
@@ -198,13 +171,13 @@ class ComfyService:
         if not verdict.ok:
             return 400, verdict.body()
         signature = placement.signature(checked)
-        views = self.views(known, signature)
+        views = self.placer.views(known, signature)
         if not placement.capable(checked, views):
             if time.monotonic() - self._refreshed_on_miss > REFRESH_ON_MISS_S:
                 # Perhaps a model was just installed: look again once in a while.
                 self._refreshed_on_miss = time.monotonic()
                 await self.ensure_capabilities(known, force=True)
-                views = self.views(known, signature)
+                views = self.placer.views(known, signature)
             if not placement.capable(checked, views):
                 return 400, _no_device(checked, views)
         return await self._store(
@@ -274,37 +247,8 @@ class ComfyService:
 
     # -- the worker's hooks --------------------------------------------------------
 
-    def _choose(self, jobs: Sequence[Job]) -> Choice | None:
-        depth = self.settings.comfy_device_queue
-        for job in jobs:
-            if job.resume and job.device is not None:
-                device = self.fleet.by_name(job.device)
-                if device is not None and device.available:
-                    return job, device.name, True
-            policy = _policy(job.policy)
-            devices = [d for d in self.devices(policy) if d.inflight < depth]
-            avoid = self._avoid.get(job.id, set())
-            preferred = [d for d in devices if d.name not in avoid] or devices
-            decision = placement.place(job.prompt, self.views(preferred, job.signature), policy)
-            if decision.ranked:
-                return job, decision.ranked[0].name, False
-        return None
-
     def _started(self, job: Job) -> None:
         self._watched.pop(job.id, None)  # this process relays it live
-
-    def _has_room(self) -> bool:
-        depth = self.settings.comfy_device_queue
-        return any(d.available and d.inflight < depth for d in self.devices())
-
-    def _gave_up(self, job: Job, device: str) -> None:
-        self._avoid.setdefault(job.id, set()).add(device)
-
-    def _observe(self, device: Device, signature: str, seconds: float) -> None:
-        device.observe(seconds)
-        key = (device.name, signature)
-        old = self._pace.get(key)
-        self._pace[key] = seconds if old is None else old + EWMA_ALPHA * (seconds - old)
 
     async def status_changed(self, tenant_id: str) -> None:
         """Send `status` (the tenant's queue_remaining) to the tenant's sockets."""
@@ -321,7 +265,7 @@ class ComfyService:
         return self.artifacts.absolute(upload.path), upload.sha256
 
     def _finished(self, job: Job, status: str, device_seconds: float, files: int) -> None:
-        self._avoid.pop(job.id, None)
+        self.placer.forget(job)
         now = utcnow()
         started = job.started_at or job.created_at
         self.events.emit(
@@ -354,20 +298,6 @@ class ComfyService:
 def status_body(remaining: int) -> dict[str, Any]:
     """ComfyUI's `status` data."""
     return {"status": {"exec_info": {"queue_remaining": remaining}}}
-
-
-def _backend(device: Device) -> WorkflowBackend:
-    backend = device.backend
-    assert isinstance(backend, WorkflowBackend)
-    return backend
-
-
-def _policy(stored: dict[str, Any]) -> Policy:
-    allowed = stored.get("allowed_devices")
-    return Policy(
-        allow_off_prem=bool(stored.get("allow_off_prem", False)),
-        allowed_devices=frozenset(allowed) if allowed is not None else None,
-    )
 
 
 def _no_device(prompt: dict[str, Any], views: Sequence[DeviceView]) -> dict[str, Any]:

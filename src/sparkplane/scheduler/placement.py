@@ -3,10 +3,11 @@
 A device can run a prompt when its `/object_info` lists every node class the
 prompt uses and every option it names in a combo input (checkpoints, LoRAs,
 VAEs, ControlNets, upscalers, samplers...). Among capable devices the order
-comes from `policy.rank`: least estimated wait, where the wait is the device's
-queue (counting this job) times its observed seconds per job of this
-workflow's signature, then priority. Inputs that name uploads are not checked
-here: sparkplane copies the upload to whichever device runs the job.
+comes from the scheduler's one decision, `choose()`: least estimated
+completion, the device's queue times its observed seconds per job of this
+workflow's signature plus this job's own, then priority. Inputs that name
+uploads are not checked here: sparkplane copies the upload to whichever device
+runs the job.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkplane.backends.workflow import Capabilities
-from sparkplane.scheduler.policy import Candidate, Decision, Policy, rank
+from sparkplane.fleet.snapshot import DeviceState, FleetSnapshot, Slot
+from sparkplane.scheduler.choose import Ask, Decision, Tuning, choose
+from sparkplane.scheduler.policy import Policy
 
 # Literal inputs that make one run of a graph cost more or less than another.
 _SIZE_INPUTS = ("width", "height", "batch_size", "steps", "length", "scale_by", "megapixels")
@@ -79,22 +82,31 @@ def capable(prompt: Mapping[str, Any], devices: Sequence[DeviceView]) -> list[De
     ]
 
 
+# The queue limit is the job worker's (comfy_device_queue): choose() never refuses here.
+_TUNING = Tuning(allow_load=False, max_plans=1_000_000, saturation=1_000_000)
+_WORKFLOW = "workflow"
+
+
 def place(prompt: Mapping[str, Any], devices: Sequence[DeviceView], policy: Policy) -> Decision:
-    """Capable devices in the order to use them (see `policy.rank`)."""
-    pool = capable(prompt, devices)
-    candidates = [
-        Candidate(
-            index=i,
-            name=d.name,
-            priority=d.priority,
-            inflight=d.queue + 1,
-            seconds_per_request=d.seconds_per_job,
-            off_prem=d.off_prem,
-            available=d.available,
+    """Capable devices in the order to use them (see `choose()`); one prompt runs at a
+    time on a ComfyUI device, so the wait is its queue times its pace."""
+    slots: list[Slot] = []
+    for d in capable(prompt, devices):
+        state = DeviceState(
+            name=d.name, priority=d.priority, off_prem=d.off_prem, available=d.available
         )
-        for i, d in enumerate(pool)
-    ]
-    return rank(candidates, policy)
+        slot = Slot(device=state, model=_WORKFLOW, resident=True, pace_s=d.seconds_per_job)
+        state.slots[_WORKFLOW] = slot
+        state.inflight = d.queue
+        slots.append(slot)
+    known = [s.pace_s for s in slots if s.pace_s is not None]
+    for s in slots:
+        # The work ahead: its queue at its pace (a device never measured counts as
+        # fast as the fastest measured one, as choose() assumes for the job itself).
+        pace = s.pace_s if s.pace_s is not None else (min(known) if known else 1.0)
+        s.device.outstanding_s = s.device.inflight * pace
+    snapshot = FleetSnapshot.build((s.device for s in slots), {_WORKFLOW: slots})
+    return choose(Ask(_WORKFLOW), snapshot, policy, _TUNING)
 
 
 def closest_gap(prompt: Mapping[str, Any], devices: Sequence[DeviceView]) -> list[Missing]:

@@ -57,12 +57,12 @@ def test_least_estimated_wait_then_priority() -> None:
     flux = loader("flux.safetensors")
     fast_busy = device("fast", queue=2, pace=1.0, Loader=flux)
     slow_idle = device("slow", queue=0, pace=4.0, Loader=flux)
-    assert placement.place(PROMPT, [fast_busy, slow_idle], Policy()).ranked[0].name == "fast"
+    assert placement.place(PROMPT, [fast_busy, slow_idle], Policy()).plans[0].device == "fast"
     fast_busier = device("fast", queue=4, pace=1.0, Loader=flux)
-    assert placement.place(PROMPT, [fast_busier, slow_idle], Policy()).ranked[0].name == "slow"
+    assert placement.place(PROMPT, [fast_busier, slow_idle], Policy()).plans[0].device == "slow"
     a = DeviceView("a", 0, False, True, 0, 1.0, slow_idle.capabilities)
     b = DeviceView("b", 5, False, True, 0, 1.0, slow_idle.capabilities)
-    assert placement.place(PROMPT, [a, b], Policy()).ranked[0].name == "b"
+    assert placement.place(PROMPT, [a, b], Policy()).plans[0].device == "b"
 
 
 def test_tenant_policy_and_health_apply() -> None:
@@ -70,9 +70,9 @@ def test_tenant_policy_and_health_apply() -> None:
     caps = device("x", Loader=flux).capabilities
     on_prem = DeviceView("home", 0, False, False, 0, None, caps)  # unhealthy
     cloud = DeviceView("cloud", 0, True, True, 0, None, caps)
-    assert placement.place(PROMPT, [on_prem, cloud], Policy()).ranked == ()
+    assert placement.place(PROMPT, [on_prem, cloud], Policy()).plans == ()
     allowed = Policy(allow_off_prem=True)
-    assert [c.name for c in placement.place(PROMPT, [on_prem, cloud], allowed).ranked] == ["cloud"]
+    assert [p.device for p in placement.place(PROMPT, [on_prem, cloud], allowed).plans] == ["cloud"]
 
 
 def test_merged_object_info_unions_options_and_signature_ignores_text() -> None:
