@@ -20,6 +20,7 @@ from sparkplane.api.auth import require
 from sparkplane.planner import (
     DeviceProfile,
     PlannerError,
+    PlanRequest,
     UnknownModelError,
     load_model,
     plan,
@@ -73,6 +74,8 @@ def build_router(profiles: Mapping[str, DeviceProfile]) -> APIRouter:
         device: Annotated[list[str] | None, Query(description="Device ids.")] = None,
         quant: Annotated[str | None, Query(description="Precision or GGUF type.")] = None,
         context: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
+        prompt_tokens: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+        output_tokens: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
         sequences: Annotated[int | None, Query(ge=1, le=65_536)] = None,
         engine: Annotated[str | None, Query()] = None,
         kv_dtype: Annotated[str | None, Query()] = None,
@@ -102,13 +105,13 @@ def build_router(profiles: Mapping[str, DeviceProfile]) -> APIRouter:
                 return _error(400, msg, "model", "invalid_model")
             else:
                 spec = load_model(model, allow_paths=False)
-            result = plan(
-                spec,
-                profiles=profiles,
+            request = PlanRequest(
                 devices=device or None,
                 quant=quant,
                 engine=engine,
                 context=context,
+                prompt_tokens=prompt_tokens,
+                output_tokens=output_tokens,
                 sequences=sequences,
                 kv_dtype=kv_dtype,
                 train=train,
@@ -117,8 +120,9 @@ def build_router(profiles: Mapping[str, DeviceProfile]) -> APIRouter:
                 height=height,
                 batch=batch,
                 steps=steps,
-                together=[load_model(w, allow_paths=False) for w in with_ or ()],
             )
+            together = [load_model(w, allow_paths=False) for w in with_ or ()]
+            result = plan(spec, request, profiles=profiles, together=together)
         except PlannerError as exc:
             return planner_error_response(exc)
         return plan_to_dict(result)

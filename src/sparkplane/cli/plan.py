@@ -15,6 +15,7 @@ from sparkplane.planner import (
     ModelSpec,
     Plan,
     PlannerError,
+    PlanRequest,
     builtin_profiles,
     load_model,
     plan,
@@ -54,6 +55,10 @@ def _header(p: Plan, console: Console) -> None:
     else:
         kv = f"KV {m.kv_bytes_per_token / 1024:.0f} KiB/token ({p.kv_dtype})"
         console.print(f"  engine {p.engine}; context {p.context}, {p.sequences} sequence(s); {kv}")
+        console.print(
+            f"  speeds for a {p.prompt_tokens}-token prompt and {p.output_tokens} tokens out"
+            f" (decode at {p.decode_context} tokens in the cache)"
+        )
     if m.assumed:
         console.print(f"  [yellow]assumed:[/yellow] {', '.join(m.assumed)}")
 
@@ -107,6 +112,8 @@ def _speed_cells(p: Plan, d: DevicePlan) -> list[str]:
         decode = "-"
         if dec is not None:
             decode = _rate(dec.tokens_per_s)
+            if dec.likely_high > dec.likely_low:
+                decode += f" ({_rate(dec.likely_low)}-{_rate(dec.likely_high)})"
             if p.sequences > 1:
                 decode += f" ({_rate(dec.total_tokens_per_s)} total)"
         return [
@@ -145,6 +152,13 @@ def _breakdown(p: Plan, console: Console) -> None:
             f" overhead {dec.overhead_ms:.2f} ms; bandwidth x{e.bandwidth:.2f},"
             f" {e.layer_overhead_us:.0f} us/layer, compute x{e.compute:.2f} ({e.basis})"
         )
+        console.print(f"    {_likely(d)}")
+        if d.decode_window:
+            speeds = " / ".join(_rate(w.tokens_per_s) for w in d.decode_window)
+            shares = "/".join(f"{w.share:.0%}" for w in d.decode_window)
+            console.print(f"    over the {p.context}-token window: {speeds} tok/s at {shares}")
+        if e.sources:
+            console.print(f"    rests on: {', '.join(e.sources)}")
     for d in p.devices:
         for note in d.notes:
             if not note.startswith("assumed"):
@@ -155,6 +169,19 @@ def _breakdown(p: Plan, console: Console) -> None:
         console.print(
             f"  {g.device}: {names} {verdict}: {_gb(g.total_bytes)} of {_gb(g.usable_bytes)} GB"
         )
+
+
+def _likely(d: DevicePlan) -> str:
+    """'decode 38 tok/s, likely 34-43; prefill ...' from the fit's observed spread."""
+    parts = []
+    for name, est in (("decode", d.decode), ("prefill", d.prefill)):
+        if est is None:
+            continue
+        text = f"{name} {_rate(est.tokens_per_s)} tok/s"
+        if est.likely_high > est.likely_low:
+            text += f", likely {_rate(est.likely_low)}-{_rate(est.likely_high)}"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _spec(
@@ -187,7 +214,15 @@ def register(app: typer.Typer, profiles: ProfilesProvider | None = None) -> None
             list[str] | None, typer.Option("--device", "-d", help="Device id (repeat or comma).")
         ] = None,
         quant: Annotated[str | None, typer.Option(help="Precision or GGUF type.")] = None,
-        context: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+        context: Annotated[
+            int | None, typer.Option(help="Context window reserved per sequence (tokens).")
+        ] = None,
+        prompt_tokens: Annotated[
+            int | None, typer.Option(help="Prompt tokens in use (default 512).")
+        ] = None,
+        output_tokens: Annotated[
+            int | None, typer.Option(help="Output tokens in use (default 128).")
+        ] = None,
         sequences: Annotated[int | None, typer.Option(help="Concurrent sequences.")] = None,
         engine: Annotated[
             str | None, typer.Option(help="llama.cpp, ollama, vllm, sglang or trt-llm.")
@@ -219,13 +254,13 @@ def register(app: typer.Typer, profiles: ProfilesProvider | None = None) -> None
         """Will MODEL fit on each device, in how much memory, and how fast."""
         try:
             spec = _spec(model, params_b, active_params_b, layers, kv_heads, head_dim)
-            result = plan(
-                spec,
-                profiles=get_profiles(),
+            request = PlanRequest(
                 devices=device or None,
                 quant=quant,
                 engine=engine,
                 context=context,
+                prompt_tokens=prompt_tokens,
+                output_tokens=output_tokens,
                 sequences=sequences,
                 kv_dtype=kv_dtype,
                 train=train,
@@ -234,8 +269,9 @@ def register(app: typer.Typer, profiles: ProfilesProvider | None = None) -> None
                 height=height,
                 batch=batch,
                 steps=steps,
-                together=[load_model(w, allow_paths=False) for w in with_ or ()],
             )
+            together = [load_model(w, allow_paths=False) for w in with_ or ()]
+            result = plan(spec, request, profiles=get_profiles(), together=together)
         except PlannerError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(2) from None

@@ -30,10 +30,11 @@ from .memory import MemoryBreakdown, MemoryItem, llm_memory
 from .plan import DevicePlan, ModelSummary, Plan, plan, plan_to_dict, prepare
 from .precision import FORMATS, QUANTS, Format, Quant, parse_quant
 from .quantize import quantize_spec
+from .request import PlanRequest
 from .resolve import load_model, spec_from_numbers
 from .safetensors_reader import SafetensorsHeader, read_safetensors_header
 from .specs import Architecture, ModelKind, ModelSpec
-from .speed import DecodeEstimate, PrefillEstimate, active_params, decode, prefill
+from .speed import DecodeEstimate, PrefillEstimate, WindowPoint, active_params, decode, prefill
 from .training import TrainingSpeed, training_memory
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "ModelSpec",
     "ModelSummary",
     "Plan",
+    "PlanRequest",
     "PlannerError",
     "PrefillEstimate",
     "Quant",
@@ -68,6 +70,7 @@ __all__ = [
     "TrainingSpeed",
     "UnknownDeviceError",
     "UnknownModelError",
+    "WindowPoint",
     "active_params",
     "builtin_profiles",
     "decode",

@@ -72,12 +72,27 @@ class Efficiency:
     ``layer_overhead_us``: fixed time per layer per decode step (kernel launches,
     synchronisation), which is what keeps small models from reaching the bandwidth
     bound on fast GPUs. ``compute``: share of dense tensor peak in prefill.
+
+    ``decode_spread`` and ``prefill_spread`` are the (low, high) ratios of
+    measured to predicted speed seen when each source was predicted by a fit
+    made without it (leave-one-source-out, 10th and 90th percentile): an
+    estimate ``x`` is "likely ``x * low`` to ``x * high``". ``sources`` names
+    the measurements the factors rest on.
     """
 
     bandwidth: float
     layer_overhead_us: float
     compute: float
     basis: str
+    decode_spread: tuple[float, float] = (1.0, 1.0)
+    prefill_spread: tuple[float, float] = (1.0, 1.0)
+    sources: tuple[str, ...] = ()
+
+
+def _pair(value: object) -> tuple[float, float]:
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return 1.0, 1.0
 
 
 @cache
@@ -89,7 +104,13 @@ def _table() -> dict[tuple[str, str], Efficiency]:
         key = (str(f["engine"]), str(f["device_kind"]))
         basis = f"fitted: {key[0]} on {key[1]} ({int(f.get('rows', 0))} rows)"
         out[key] = Efficiency(
-            float(f["bandwidth"]), float(f["layer_overhead_us"]), float(f["compute"]), basis
+            float(f["bandwidth"]),
+            float(f["layer_overhead_us"]),
+            float(f["compute"]),
+            basis,
+            _pair(f.get("decode_spread")),
+            _pair(f.get("prefill_spread")),
+            tuple(str(x) for x in f.get("sources", ())),
         )
     return out
 

@@ -14,19 +14,26 @@ from typing import Any
 
 from .devices import DeviceProfile, builtin_profiles, find_device
 from .diffusion import DiffusionSpeed, diffusion_memory, diffusion_speed
-from .engines import Efficiency, efficiency, parse_engine
+from .engines import Efficiency, efficiency
 from .errors import InvalidRequestError
 from .fit import GroupFit, Load, fit_together, max_context, max_sequences
-from .kv import parse_kv_dtype
 from .memory import MemoryBreakdown, gb, llm_memory
-from .precision import QUANTS, Quant, parse_quant
+from .precision import QUANTS, Quant
 from .quantize import describe_formats, quantize_spec
+from .request import PlanRequest, Resolved, default_engine, resolve_request
 from .specs import ModelKind, ModelSpec
-from .speed import DecodeEstimate, PrefillEstimate, active_params, decode, kv_bytes_per_token
+from .speed import (
+    DecodeEstimate,
+    PrefillEstimate,
+    WindowPoint,
+    active_params,
+    decode,
+    decode_window,
+    kv_bytes_per_token,
+)
 from .speed import prefill as prefill_speed
-from .training import TrainingSpeed, parse_method, training_memory, training_speed
+from .training import TrainingSpeed, training_memory, training_speed
 
-DEFAULT_CONTEXT = 8192
 DIFFUSION_ENGINE = "comfyui"
 
 
@@ -68,6 +75,8 @@ class DevicePlan:
     training: TrainingSpeed | None
     efficiency: Efficiency
     notes: tuple[str, ...]
+    # Decode speed with the cache at 0%, 50% and 100% of the reserved window.
+    decode_window: tuple[WindowPoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,69 +93,9 @@ class Plan:
     training: str | None
     devices: tuple[DevicePlan, ...]
     together: tuple[GroupFit, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Request:
-    quant: Quant | None
-    engine: str
-    engine_explicit: bool
-    context: int
-    sequences: int
-    kv_dtype: str
-    train: str | None
-    lora_rank: int
-    width: int
-    height: int
-    batch: int
-    steps: int
-
-
-def _check(name: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise InvalidRequestError(f"{name} must be between {lo} and {hi}", param=name)
-    return value
-
-
-def default_engine(spec: ModelSpec, quant: Quant | None) -> str:
-    """llama.cpp for GGUF files and GGUF precisions, vLLM otherwise."""
-    if spec.source == "gguf" or (quant is not None and quant.gguf):
-        return "llama.cpp"
-    return "vllm"
-
-
-def _opt(kw: dict[str, Any], key: str, default: int) -> int:
-    value = kw.get(key)
-    return default if value is None else int(value)
-
-
-def _request(spec: ModelSpec, **kw: Any) -> _Request:
-    quant = parse_quant(kw["quant"]) if kw.get("quant") else None
-    engine = parse_engine(kw["engine"]) if kw.get("engine") else default_engine(spec, quant)
-    a = spec.arch
-    limit = a.max_context if a else DEFAULT_CONTEXT
-    if a and a.encoder:
-        default_ctx = min(limit, 512)
-    elif kw.get("train"):
-        default_ctx = 2048
-    else:
-        default_ctx = min(limit, DEFAULT_CONTEXT)
-    d = spec.diffusion
-    res = d.default_resolution if d else 1024
-    return _Request(
-        quant=quant,
-        engine=engine,
-        engine_explicit=bool(kw.get("engine")),
-        context=_check("context", _opt(kw, "context", default_ctx), 1, 10_000_000),
-        sequences=_check("sequences", _opt(kw, "sequences", 1), 1, 65_536),
-        kv_dtype=parse_kv_dtype(kw.get("kv_dtype")),
-        train=parse_method(kw["train"]) if kw.get("train") else None,
-        lora_rank=_check("lora_rank", _opt(kw, "lora_rank", 16), 1, 4096),
-        width=_check("width", _opt(kw, "width", res), 64, 8192),
-        height=_check("height", _opt(kw, "height", res), 64, 8192),
-        batch=_check("batch", _opt(kw, "batch", 1), 1, 256),
-        steps=_check("steps", _opt(kw, "steps", d.default_steps if d else 30), 1, 1000),
-    )
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    decode_context: int = 0  # tokens in the cache at which decode is reported
 
 
 def prepare(spec: ModelSpec, quant: Quant | None, engine: str) -> ModelSpec:
@@ -171,7 +120,7 @@ def _notes(spec: ModelSpec, device: DeviceProfile, engine: str, mem: MemoryBreak
     return notes
 
 
-def device_engine(device: DeviceProfile, r: _Request) -> str:
+def device_engine(device: DeviceProfile, r: Resolved) -> str:
     """The engine planned on ``device``: the requested one, or the device's first
     engine when none was requested and the default does not run there."""
     if r.engine_explicit or r.engine in device.engines or not device.engines:
@@ -179,7 +128,7 @@ def device_engine(device: DeviceProfile, r: _Request) -> str:
     return device.engines[0]
 
 
-def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request, engine: str) -> DevicePlan:
+def _device_plan(spec: ModelSpec, device: DeviceProfile, r: Resolved, engine: str) -> DevicePlan:
     kind = spec.kind
     r = dataclasses.replace(r, engine=engine)
     engine = DIFFUSION_ENGINE if kind is ModelKind.DIFFUSION else engine
@@ -188,6 +137,7 @@ def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request, engine: st
     diff: DiffusionSpeed | None = None
     train: TrainingSpeed | None = None
     max_ctx = max_seq = None
+    window: tuple[WindowPoint, ...] = ()
     if kind is ModelKind.DIFFUSION:
         mem = diffusion_memory(spec, r.quant, r.width, r.height, r.batch)
     elif r.train:
@@ -207,9 +157,11 @@ def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request, engine: st
             max_ctx = max_context(spec, device, r.engine, r.kv_dtype, r.sequences)
             max_seq = max_sequences(spec, device, r.engine, r.kv_dtype, r.context)
         if fits and supported:
-            pre = prefill_speed(spec, device, eff, r.context, r.engine)
+            pre = prefill_speed(spec, device, eff, max(r.prompt_tokens, 1), r.engine)
             if kind is ModelKind.LLM:
-                dec = decode(spec, device, eff, r.context, r.sequences, r.kv_dtype, r.engine)
+                args = (spec, device, eff)
+                dec = decode(*args, r.decode_context, r.sequences, r.kv_dtype, r.engine)
+                window = decode_window(*args, r.context, r.sequences, r.kv_dtype, r.engine)
     return DevicePlan(
         device=device.id,
         device_name=device.name,
@@ -227,6 +179,7 @@ def _device_plan(spec: ModelSpec, device: DeviceProfile, r: _Request, engine: st
         training=train,
         efficiency=eff,
         notes=tuple(_notes(spec, device, engine, mem)),
+        decode_window=window,
     )
 
 
@@ -265,47 +218,36 @@ def _select(
 
 def plan(
     spec: ModelSpec,
+    request: PlanRequest | None = None,
     *,
     profiles: Mapping[str, DeviceProfile] | None = None,
-    devices: str | Sequence[str] | None = None,
-    quant: str | None = None,
-    engine: str | None = None,
-    context: int | None = None,
-    sequences: int | None = None,
-    kv_dtype: str | None = None,
-    train: str | None = None,
-    lora_rank: int | None = None,
-    width: int | None = None,
-    height: int | None = None,
-    batch: int | None = None,
-    steps: int | None = None,
     together: Sequence[ModelSpec] = (),
+    **fields: Any,
 ) -> Plan:
-    """Plan ``spec`` on ``devices`` (ids or aliases; default: every profile).
+    """Plan ``spec`` on the request's devices (ids or aliases; default: every profile).
 
-    ``quant`` is any precision or GGUF type (default: as the model ships);
-    ``engine`` one of llama.cpp, ollama, vllm, sglang, trt-llm; ``context`` and
-    ``sequences`` size the KV cache; ``train`` (full, lora, qlora) plans a
-    fine-tune of ``sequences`` x ``context`` tokens per step instead; ``width``,
-    ``height``, ``batch`` and ``steps`` apply to diffusion models. ``together``
-    lists models (at their defaults) that must stay resident alongside.
+    The request is a :class:`PlanRequest`, or its fields as keywords
+    (``plan(spec, devices="dgx-spark", quant="q4_k_m")``): ``quant`` is any
+    precision or GGUF type (default: as the model ships); ``engine`` one of
+    llama.cpp, ollama, vllm, sglang, trt-llm; ``context`` (the window reserved)
+    and ``sequences`` size the KV cache; ``prompt_tokens`` and ``output_tokens``
+    (default 512 and 128) set the context decode speed is reported at;
+    ``train`` (full, lora, qlora) plans a fine-tune of ``sequences`` x
+    ``context`` tokens per step instead; ``width``, ``height``, ``batch`` and
+    ``steps`` apply to diffusion models. ``together`` lists models (at their
+    defaults) that must stay resident alongside.
     Raises a :class:`~sparkplane.planner.errors.PlannerError` on bad input.
     """
     profiles = profiles if profiles is not None else builtin_profiles()
-    r = _request(
-        spec,
-        quant=quant,
-        engine=engine,
-        context=context,
-        sequences=sequences,
-        kv_dtype=kv_dtype,
-        train=train,
-        lora_rank=lora_rank,
-        width=width,
-        height=height,
-        batch=batch,
-        steps=steps,
-    )
+    if request is None:
+        try:
+            request = PlanRequest(**fields)
+        except TypeError as exc:
+            raise InvalidRequestError(str(exc)) from None
+    elif fields:
+        request = dataclasses.replace(request, **fields)
+    r = resolve_request(spec, request)
+    devices = request.devices
     if r.train and spec.kind is not ModelKind.LLM:
         raise InvalidRequestError("training plans need a language model", param="train")
     prepared: dict[str, ModelSpec] = {}
@@ -342,10 +284,13 @@ def plan(
         training=r.train,
         devices=tuple(plans),
         together=groups,
+        prompt_tokens=r.prompt_tokens,
+        output_tokens=r.output_tokens,
+        decode_context=r.decode_context,
     )
 
 
-def _load(spec: ModelSpec, r: _Request) -> Load:
+def _load(spec: ModelSpec, r: Resolved) -> Load:
     if spec.kind is ModelKind.DIFFUSION:
         d = spec.diffusion
         assert d is not None
@@ -362,7 +307,7 @@ def _together(
     plans: list[DevicePlan],
     others: list[ModelSpec],
     device: DeviceProfile,
-    r: _Request,
+    r: Resolved,
 ) -> GroupFit:
     own = next(p for p in plans if p.device == device.id)
     first = Load(model.name, own.memory, shared_process=model.kind is ModelKind.DIFFUSION)

@@ -39,6 +39,9 @@ class DecodeEstimate:
     memory_ms: float
     compute_ms: float
     overhead_ms: float
+    context: int = 0  # tokens in each sequence's cache
+    likely_low: float = 0.0  # per-sequence tokens/s, from the fit's observed spread
+    likely_high: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class PrefillEstimate:
     compute_precision: str
     tflops: float
     bound: str  # "compute" or "bandwidth"
+    likely_low: float = 0.0
+    likely_high: float = 0.0
 
 
 def expert_fraction(spec: ModelSpec, sequences: int) -> float:
@@ -140,6 +145,7 @@ def decode(
     overhead_s = spec.layers * eff.layer_overhead_us * 1e-6
     # Roofline: memory traffic and math overlap; the slower of the two sets the pace.
     step = max(memory_s, compute_s) + overhead_s
+    lo, hi = eff.decode_spread
     return DecodeEstimate(
         tokens_per_s=1.0 / step,
         total_tokens_per_s=b / step,
@@ -149,7 +155,41 @@ def decode(
         memory_ms=memory_s * 1e3,
         compute_ms=compute_s * 1e3,
         overhead_ms=overhead_s * 1e3,
+        context=context,
+        likely_low=lo / step,
+        likely_high=hi / step,
     )
+
+
+@dataclass(frozen=True)
+class WindowPoint:
+    """Decode speed with each sequence's cache filled to ``share`` of the window."""
+
+    share: float
+    context: int
+    tokens_per_s: float
+    total_tokens_per_s: float
+
+
+WINDOW_SHARES = (0.0, 0.5, 1.0)
+
+
+def decode_window(
+    spec: ModelSpec,
+    device: DeviceProfile,
+    eff: Efficiency,
+    window: int,
+    sequences: int,
+    kv_dtype: str,
+    engine: str | None = None,
+) -> tuple[WindowPoint, ...]:
+    """Decode speed at 0%, 50% and 100% of a ``window``-token context."""
+    out = []
+    for share in WINDOW_SHARES:
+        ctx = int(window * share)
+        d = decode(spec, device, eff, ctx, sequences, kv_dtype, engine)
+        out.append(WindowPoint(share, ctx, d.tokens_per_s, d.total_tokens_per_s))
+    return tuple(out)
 
 
 def prefill(
@@ -173,13 +213,17 @@ def prefill(
     chunks = -(-p // chunk)
     read = weight_bytes_per_step(spec, min(chunk, p))
     read_s = chunks * read / (device.bandwidth_bytes * eff.bandwidth)
+    rate = p / (compute_s + read_s)
+    lo, hi = eff.prefill_spread
     return PrefillEstimate(
-        tokens_per_s=p / (compute_s + read_s),
+        tokens_per_s=rate,
         prompt_tokens=p,
         flops_per_token=per_token,
         compute_precision=precision,
         tflops=tflops,
         bound="compute" if compute_s >= read_s else "bandwidth",
+        likely_low=rate * lo,
+        likely_high=rate * hi,
     )
 
 
