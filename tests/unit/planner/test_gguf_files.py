@@ -29,7 +29,7 @@ def test_the_table_is_large_and_sourced() -> None:
     assert len({r["model"] for r in ROWS}) >= 3
     assert len({r["ftype"] for r in ROWS}) >= 15
     for r in ROWS:
-        assert r["source"].startswith("https://huggingface.co"), r
+        assert r["source"].startswith("https://"), r
         assert r["file"].endswith(".gguf"), r
 
 
