@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sparkplane.sim import (
+    IDEAL,
     UPPER,
     FigureTable,
     Mix,
@@ -34,7 +35,7 @@ from sparkplane.sim.report import plot, table, to_json
 from sparkplane.sim.run import POLICIES
 
 OUT = Path(__file__).resolve().parent / "out"
-ALL = (*POLICIES, UPPER)
+ALL = (*POLICIES, UPPER, IDEAL)
 console = Console(width=160)
 
 DEVICES = """

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sparkplane.cli.common import console, fail
 from sparkplane.sim import (
+    IDEAL,
     POLICIES,
     UPPER,
     FigureTable,
@@ -27,7 +28,7 @@ from sparkplane.sim.report import plot, table, write_json
 from sparkplane.sim.run import RATE_FACTORS
 
 FORMATS = ("jsonl", "azure", "burstgpt")
-ALL = (*POLICIES, UPPER)
+ALL = (*POLICIES, UPPER, IDEAL)
 
 
 def _policies(given: list[str] | None) -> list[str]:

@@ -98,6 +98,12 @@ class Slot:
             seconds += prompt_tokens / self.prefill_tps
         return seconds
 
+    def prefill_s(self, prompt_tokens: int) -> float:
+        """The planner's seconds to the first token once the request runs (its prefill)."""
+        if not prompt_tokens or not self.prefill_tps:
+            return 0.0
+        return prompt_tokens / self.prefill_tps * (self.correction or 1.0)
+
     def service_s(
         self,
         prompt_tokens: int,
@@ -152,6 +158,13 @@ class DeviceState:
     def wait_s(self) -> float:
         """Seconds of delay a new request sees here: the work ahead, shared by the
         device's parallel places (sequences batched together slow one another)."""
+        return self.outstanding_s / max(self.parallel, 1)
+
+    def start_s(self) -> float:
+        """Seconds until a new request could start (its first token then follows its
+        prefill): none while a parallel place is free."""
+        if self.inflight < self.parallel:
+            return 0.0
         return self.outstanding_s / max(self.parallel, 1)
 
     def resident_slots(self) -> list[Slot]:

@@ -27,6 +27,7 @@ follow as fallbacks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,6 +49,13 @@ class Ask:
     output_tokens: int = 0
     images: int = 0
     deadline_s: float | None = None  # seconds from `now` the caller needs it done in
+    ttft_s: float | None = None  # seconds from `now` the first token is wanted in
+
+    def late(self, first_token_s: float, done_s: float) -> bool:
+        """Whether an answer with this first token and completion misses the objectives."""
+        return (self.ttft_s is not None and first_token_s > self.ttft_s) or (
+            self.deadline_s is not None and done_s > self.deadline_s
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class Tuning:
     """The policy's knobs (settings in the server, flags in the simulator)."""
 
     min_resident_s: float = 60.0  # a model loaded this recently is not evicted for a cold one
+    horizon_s: float = 300.0  # how far ahead an evicted model's next request counts
+    miss_s: float = 100.0  # what one request that misses its objectives costs, in seconds
     allow_load: bool = True  # False: only resident models are candidates
     max_plans: int = 3  # alternatives kept for retries before the first byte
     saturation: int = 4  # queue depth (x parallel) past which a device is full
@@ -85,11 +95,24 @@ class Plan:
     wait_s: float
     load_s: float
     service_s: float
+    harm_s: float = 0.0  # expected seconds the evictions cost other requests
+    prefill_s: float = 0.0  # of service_s, the part before the first token
+    start_s: float = 0.0  # of wait_s, the part before the request starts (no free place)
+
+    @property
+    def cost_s(self) -> float:
+        """What the plan costs the fleet: its own completion plus the harm it does."""
+        return self.wait_s + self.load_s + self.service_s + self.harm_s
 
     @property
     def eta_s(self) -> float:
         """Estimated seconds from now until the request is done."""
         return self.wait_s + self.load_s + self.service_s
+
+    @property
+    def first_token_s(self) -> float:
+        """Estimated seconds from now until the first token."""
+        return self.start_s + self.load_s + self.prefill_s
 
     @property
     def device(self) -> str:
@@ -126,11 +149,14 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     if not slots:
         return Decision((), Refusal.NO_DEVICE)
     allowed = policy.allowed_devices
+    order = _by_cost if ask.deadline_s is None and ask.ttft_s is None else _by_objective(ask)
     local: list[Plan] = []
     cloud: list[Plan] = []
     excluded = full = False  # an available device the policy rules out; a device too busy
     unknown: float | None = None  # service time assumed where nothing is planned or observed
-    bound = math.inf  # the max_plans-th best local eta so far
+    bound = math.inf  # the max_plans-th best local cost so far
+    # By waiting for a full device that has the model: (first token, completion), soonest.
+    waiting = (math.inf, math.inf)
     for slot in slots:
         device = slot.device
         if (allowed is not None and device.name not in allowed) or (
@@ -148,36 +174,77 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
                 break
         if unknown is None and slot.decode_tps is None and slot.image_s is None:
             unknown = _unknown_s(slots)
-        plan = _plan(ask, slot, tuning, DEFAULT_SERVICE_S if unknown is None else unknown)
+        guess = DEFAULT_SERVICE_S if unknown is None else unknown
+        plan = _plan(ask, slot, tuning, guess)
         if plan is None:
             full = True
+            if not device.off_prem and (slot.resident or slot.loading):
+                waiting = min(waiting, _waiting(ask, slot, guess), key=lambda w: w[1])
         elif device.off_prem:
             cloud.append(plan)
         else:
             local.append(plan)
             if len(local) > tuning.max_plans:
-                local.sort(key=_order)
+                local.sort(key=order)
                 del local[tuning.max_plans :]
             if len(local) == tuning.max_plans:
-                bound = max(p.eta_s for p in local)
-    local.sort(key=_order)
+                bound = max(p.cost_s for p in local)
+    local.sort(key=order)
     cloud.sort(key=lambda p: (p.slot.device.price_per_mtok, p.eta_s, p.device))
-    misses = ask.deadline_s is not None and (not local or local[0].eta_s > ask.deadline_s)
-    if cloud and (not local or misses):
+    best = local[0] if local else None
+    local_late = best is None or ask.late(best.first_token_s, best.eta_s)
+    wait_late = waiting[1] == math.inf or ask.late(*waiting)
+    if cloud and local_late and wait_late:
         return Decision(tuple(cloud[: tuning.max_plans] + local))
-    if local:
+    if best is not None and not _better_to_wait(best, local_late, waiting[1], wait_late):
         return Decision(tuple(local))
     if full:
+        # Waiting for a device that has the model beats loading it elsewhere (or
+        # nothing else can take it): the caller queues the request and asks again.
         return Decision((), Refusal.NO_ROOM)
     return Decision((), Refusal.POLICY if excluded else Refusal.NONE_HEALTHY)
 
 
-def _order(plan: Plan) -> tuple[float, int, bool, bool, str]:
+def _waiting(ask: Ask, slot: Slot, unknown_s: float) -> tuple[float, float]:
+    device = slot.device
+    left = max(device.busy_until - ask.now, 0.0) if slot.loading else 0.0
+    service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images, unknown_s)
+    first = device.start_s() + left + slot.prefill_s(ask.prompt_tokens)
+    return first, device.wait_s() + left + service
+
+
+def _better_to_wait(best: Plan, best_late: bool, waiting: float, wait_late: bool) -> bool:
+    """Whether queueing for a full device that has the model beats `best` (a load
+    elsewhere, usually): it meets the objectives `best` misses, or meets them as
+    well and costs the fleet less."""
+    if best.cold and not best.evictions and wait_late:
+        # Every device holding the model is full and waiting misses: a replica in
+        # free memory serves this request and the ones after it.
+        return False
+    if wait_late != best_late:
+        return best_late
+    return waiting < best.cost_s
+
+
+def _by_cost(plan: Plan) -> tuple[float, int, bool, bool, str]:
     # Ties: higher priority, a resident model, one never measured (so it gets
     # measured), then the name (stable results).
     slot = plan.slot
     measured = slot.pace_s is not None
-    return (plan.eta_s, -slot.device.priority, plan.cold, measured, plan.device)
+    return (plan.cost_s, -slot.device.priority, plan.cold, measured, plan.device)
+
+
+def _by_objective(ask: Ask) -> Callable[[Plan], tuple[bool, float, int, bool, bool, str]]:
+    # Plans that meet the objectives (first token, deadline) first, cheapest for the
+    # fleet first; then the others, soonest first (late is still better than never).
+    def key(plan: Plan) -> tuple[bool, float, int, bool, bool, str]:
+        late = ask.late(plan.first_token_s, plan.eta_s)
+        slot = plan.slot
+        measured = slot.pace_s is not None
+        return (late, plan.cost_s, -slot.device.priority, plan.cold,
+                measured, plan.device)  # fmt: skip
+
+    return key
 
 
 def _unknown_s(slots: tuple[Slot, ...]) -> float:
@@ -194,12 +261,15 @@ def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None
     if device.inflight >= device.parallel * tuning.saturation:
         return None
     wait = device.wait_s()
+    prefill = slot.prefill_s(ask.prompt_tokens)
+    start = device.start_s()
+    run = (Step(StepKind.RUN, slot.model),)
     if slot.resident:
-        return Plan(slot, (Step(StepKind.RUN, slot.model),), wait, 0.0, service)
+        return Plan(slot, run, wait, 0.0, service, prefill_s=prefill, start_s=start)
     if slot.loading:
         # Someone else's load of this model is under way: wait for it.
         left = max(device.busy_until - ask.now, 0.0)
-        return Plan(slot, (Step(StepKind.RUN, slot.model),), wait, left, service)
+        return Plan(slot, run, wait, left, service, prefill_s=prefill, start_s=start)
     if not (tuning.allow_load and device.can_load):
         return None
     victims = evictions(slot, ask.now, tuning)
@@ -209,7 +279,8 @@ def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None
     steps += (Step(StepKind.LOAD, slot.model), Step(StepKind.RUN, slot.model))
     queue = max(device.busy_until - ask.now, 0.0)
     load = queue + slot.load_s + UNLOAD_S * len(victims)
-    return Plan(slot, steps, wait, load, service)
+    harm = sum(eviction_harm(v, ask.now, tuning) for v in victims)
+    return Plan(slot, steps, wait, load, service, harm, prefill, start)
 
 
 def evictions(slot: Slot, now: float, tuning: Tuning) -> tuple[Slot, ...] | None:
@@ -243,6 +314,14 @@ def evictions(slot: Slot, now: float, tuning: Tuning) -> tuple[Slot, ...] | None
         if short <= 0:
             return tuple(chosen)
     return None
+
+
+def eviction_harm(slot: Slot, now: float, tuning: Tuning) -> float:
+    """Expected seconds lost by evicting `slot`: its reload and the request that
+    misses its objectives waiting for it, times the chance it is asked for again
+    within the horizon (counted once)."""
+    chance = min(1.0, slot.demand.rate(now) * tuning.horizon_s)
+    return chance * (slot.load_s + tuning.miss_s)
 
 
 def eviction_cost(slot: Slot, now: float) -> float:

@@ -13,6 +13,7 @@ from sparkplane.sim.metrics import Summary
 from sparkplane.sim.profiles import FigureTable
 from sparkplane.sim.run import (
     BASELINES,
+    IDEAL,
     OURS,
     POLICIES,
     UPPER,
@@ -27,6 +28,7 @@ from sparkplane.sim.traces_public import load_azure, load_burstgpt
 
 __all__ = [
     "BASELINES",
+    "IDEAL",
     "OURS",
     "POLICIES",
     "UPPER",

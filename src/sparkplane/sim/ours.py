@@ -44,12 +44,16 @@ class Sparkplane:
         e = self.engine
         tr = e.trace
         info = e.world.models.get(tr.model[r])
-        deadline = None
+        deadline = ttft = None
         if info is not None:
             deadline = info.deadline_s if info.image else info.ttft_s + tr.output[r] * info.tpot_s
+            ttft = None if info.image else info.ttft_s
+        # Objectives count from the arrival: time already spent queued is gone.
+        spent = e.now - tr.t[r]
         return Ask(
-            tr.model[r], e.now, tr.tenant[r], tr.prompt[r], tr.output[r], tr.images[r], deadline
-        )
+            tr.model[r], e.now, tr.tenant[r], tr.prompt[r], tr.output[r], tr.images[r],
+            None if deadline is None else deadline - spent, None if ttft is None else ttft - spent,
+        )  # fmt: skip
 
     def arrive(self, r: int) -> None:
         """Place request `r` by `choose()`, or queue it, or refuse it."""

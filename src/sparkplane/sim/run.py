@@ -25,7 +25,12 @@ from sparkplane.sim.world import build_world
 GOODPUT_TARGET = 0.9
 # A geometric grid, sqrt(2) apart, from 1/16 to 16 times the trace's own rate.
 RATE_FACTORS = tuple(2.0 ** (k / 2) for k in range(-8, 9))
+# The issue's upper bound: every model always resident on its best device (the one
+# the planner says serves it fastest), memory never short, nothing ever loaded.
 UPPER = "upper-bound"
+# A looser, unreachable ideal: every model resident on every device it fits on.
+IDEAL = "ideal"
+BOUNDS = (UPPER, IDEAL)
 OURS = "sparkplane"
 BASELINES = ("round-robin", "least-busy", "ollama", "binpack")
 POLICIES = (OURS, *BASELINES)
@@ -42,7 +47,7 @@ class Options:
 
 
 def _router(policy: str, engine: Engine, options: Options) -> Router:
-    if policy in (OURS, UPPER):
+    if policy in (OURS, *BOUNDS):
         return Sparkplane(engine, options.tuning, options.queue_limit)
     if policy == "round-robin":
         return RoundRobin(engine)
@@ -52,7 +57,7 @@ def _router(policy: str, engine: Engine, options: Options) -> Router:
         return Ollama(engine)
     if policy == "binpack":
         return Binpack(engine)
-    raise ValueError(f"unknown policy {policy!r} (known: {', '.join((*POLICIES, UPPER))})")
+    raise ValueError(f"unknown policy {policy!r} (known: {', '.join((*POLICIES, *BOUNDS))})")
 
 
 def simulate(
@@ -63,9 +68,11 @@ def simulate(
     options: Options = Options(),
     progress: Progress | None = None,
 ) -> Summary:
-    """One run of `policy` over `trace`; the upper bound is our policy with every model
-    resident wherever it fits and memory never short."""
-    world = build_world(fleet, table, unlimited=policy == UPPER)
+    """One run of `policy` over `trace`; the bounds are our policy with every model
+    resident on its best device (`UPPER`) or everywhere it fits (`IDEAL`), memory
+    never short."""
+    resident = {UPPER: "best", IDEAL: "everywhere"}.get(policy)
+    world = build_world(fleet, table, resident=resident)
     engine = Engine(world, trace)
     engine.run(_router(policy, engine, options), progress)
     return summarize(engine, policy)

@@ -53,9 +53,12 @@ class World:
 LOCAL = Policy()
 
 
-def build_world(fleet: FleetFile, table: FigureTable, *, unlimited: bool = False) -> World:
-    """A fresh fleet for one run; `unlimited` (the upper bound): every model that fits
-    a device is resident there from the start and memory is never short."""
+def build_world(fleet: FleetFile, table: FigureTable, *, resident: str | None = None) -> World:
+    """A fresh fleet for one run. `resident` makes a bound: "everywhere", every model
+    resident from the start on every device it fits; "best", only on its best device
+    (the fastest the planner knows for it, ties by name), and routed nowhere else.
+    Memory is then never short and nothing is loaded."""
+    unlimited = resident is not None
     models = {
         m.name: ModelInfo(
             m.name,
@@ -82,9 +85,9 @@ def build_world(fleet: FleetFile, table: FigureTable, *, unlimited: bool = False
                 name=name,
                 priority=spec.priority,
                 memory_bytes=0 if unlimited else usable,
+                can_load=not unlimited,
                 unified=profile.kind != "discrete",
                 parallel=spec.parallel,
-                can_load=True,
                 watts=profile.power_w,
             )
             devices.append(device)
@@ -109,6 +112,14 @@ def build_world(fleet: FleetFile, table: FigureTable, *, unlimited: bool = False
                 )
                 device.slots[m.name] = slot
                 routes[m.name].append(slot)
+    if resident == "best":
+        for name, slots in routes.items():
+            if slots:
+                routes[name] = [min(slots, key=_best_first)]
+        for device in devices:
+            device.slots = {
+                m: s for m, s in device.slots.items() if routes[m] and routes[m][0] is s
+            }
     prices: dict[str, CloudSpec] = {}
     for cloud in fleet.cloud:
         device = DeviceState(
@@ -149,3 +160,10 @@ def build_world(fleet: FleetFile, table: FigureTable, *, unlimited: bool = False
         timeout_s=fleet.slo.timeout_s,
         outages=list(fleet.outage),
     )
+
+
+def _best_first(slot: Slot) -> tuple[float, str]:
+    """Fastest first: seconds per image, or per output token."""
+    if slot.image_s is not None:
+        return (slot.image_s, slot.device.name)
+    return (1.0 / slot.decode_tps if slot.decode_tps else float("inf"), slot.device.name)
