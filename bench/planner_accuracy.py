@@ -77,6 +77,7 @@ def summary(held: list[Held], title: str) -> None:
     errs = errors(held)
     groupings: list[tuple[str, Callable[[Held], str]]] = [
         ("all rows", lambda h: "all"),
+        ("rows", lambda h: "batch 1" if h.row.batch == 1 else "batched"),
         ("device", lambda h: h.row.device.id),
         ("engine", lambda h: h.row.engine),
     ]
