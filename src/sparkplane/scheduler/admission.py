@@ -8,7 +8,8 @@ serve it is full (`Refusal.NO_ROOM`), or others are already waiting for the
 same model, it waits in a `FairQueue`: strict by priority, weighted-fair
 across tenants, bounded per model. Each time a request ends or a load
 finishes, `wake()` lets waiting requests through in fair order while some
-device can take them.
+device can take them. Across tenants, `Shares` keeps a flood from taking the
+places a quiet tenant's next request needs (max-min fair by weight).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from sparkplane.errors import NoHealthyDevice, PolicyForbids, RateLimited, Unavailable
 from sparkplane.fleet.load import LoadBook
 from sparkplane.scheduler.choose import Ask, Decision, Tuning, choose
-from sparkplane.scheduler.fairshare import FairQueue, retry_after
+from sparkplane.scheduler.fairshare import FairQueue, Shares, Waiting, retry_after
 from sparkplane.scheduler.policy import Policy, Refusal
 
 
@@ -56,6 +57,7 @@ class Admission:
         self.tuning = tuning
         self._wait_s = queue_wait_s
         self._queue: FairQueue[_Ticket] = FairQueue(queue_limit, weights)
+        self._shares = Shares(weights)
 
     def waiting(self, model: str) -> int:
         """Requests waiting for `model`."""
@@ -63,7 +65,8 @@ class Admission:
 
     async def admit(self, ask: Ask, policy: Policy, priority: int = 0) -> Admitted:
         """Plans for `ask` with the first slot acquired; waits its turn if need be."""
-        if not self._queue.depth(ask.model):
+        self._shares.seen(ask.tenant, ask.now)
+        if not self._queue.depth(ask.model) and self._fair(ask):
             decision = choose(ask, self._book.snapshot, policy, self.tuning)
             if decision.plans:
                 return self._take(ask, decision)
@@ -74,11 +77,12 @@ class Admission:
         entry = self._queue.push(ticket, tenant=ask.tenant, model=ask.model, priority=priority)
         if entry is None:
             raise self._full(ask, policy)
+        self._shares.waiting(ask.tenant, 1)
         try:
             async with asyncio.timeout(self._wait_s):
                 return await asyncio.shield(ticket.done)
         except TimeoutError:
-            if not self._queue.remove(entry) and ticket.done.done():
+            if not self._left(entry) and ticket.done.done():
                 return ticket.done.result()  # admitted as the timer fired: keep the place
             raise Unavailable(
                 f"no device could take a request for '{ask.model}' within {self._wait_s:g}s",
@@ -86,15 +90,31 @@ class Admission:
             ) from None
         except BaseException:
             # The client went away while waiting: leave the line, or give back the place.
-            if not self._queue.remove(entry) and ticket.done.done() and not ticket.done.cancelled():
+            if not self._left(entry) and ticket.done.done() and not ticket.done.cancelled():
                 self.give_back(ticket.done.result())
             raise
+
+    def _left(self, entry: Waiting[_Ticket]) -> bool:
+        if not self._queue.remove(entry):
+            return False
+        self._shares.waiting(entry.tenant, -1)
+        return True
+
+    def _fair(self, ask: Ask) -> bool:
+        places = sum(
+            d.parallel * self.tuning.saturation
+            for d in self._book.snapshot.devices.values()
+            if d.available and not d.off_prem
+        )
+        return self._shares.may_start(ask.tenant, ask.now, max(places, 1))
 
     def wake(self) -> None:
         """Let waiting requests through, in fair order, while devices can take them."""
         decisions: dict[int, Decision] = {}
 
         def ready(ticket: _Ticket) -> bool:
+            if not self._fair(ticket.ask):
+                return False
             found = choose(ticket.ask, self._book.snapshot, ticket.policy, self.tuning)
             decisions[id(ticket)] = found
             return bool(found.plans)
@@ -104,6 +124,7 @@ class Admission:
             ticket = self._queue.pop(ready)
             if ticket is None:
                 return
+            self._shares.waiting(ticket.ask.tenant, -1)
             admitted = self._take(ticket.ask, decisions[id(ticket)])
             if ticket.done.done():  # its waiter is gone
                 self.give_back(admitted)
@@ -115,12 +136,19 @@ class Admission:
         plan = admitted.decision.best
         if plan is not None:
             self._book.release(plan.slot, admitted.estimate_s)
+        self.ended(admitted.ask)
+
+    def ended(self, ask: Ask) -> None:
+        """An admitted request is over (answered, failed or abandoned): its tenant's
+        place is free; let waiting requests through."""
+        self._shares.ended(ask.tenant)
         self.wake()
 
     def _take(self, ask: Ask, decision: Decision) -> Admitted:
         plan = decision.plans[0]
         estimate = plan.service_s
         self._book.acquire(plan.slot, estimate)
+        self._shares.started(ask.tenant, ask.now)
         return Admitted(ask, decision, estimate)
 
     def _full(self, ask: Ask, policy: Policy) -> RateLimited:

@@ -33,7 +33,7 @@ from sparkplane.fleet.load import LoadBook
 from sparkplane.fleet.registry import Fleet
 from sparkplane.fleet.snapshot import Slot
 from sparkplane.metrics import Metrics
-from sparkplane.scheduler.admission import Admission
+from sparkplane.scheduler.admission import Admission, Admitted
 from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.choose import Ask, Plan
 from sparkplane.scheduler.policy import Policy
@@ -62,6 +62,7 @@ class Answer:
     attempts: int
     started: float
     slot: Slot
+    ask: Ask
     estimate_s: float  # what the slot was charged in outstanding work
     planned_s: float | None  # the planner's seconds, for the per-model correction
     served_from: float  # when the device got the request (after any load)
@@ -119,6 +120,14 @@ class Dispatcher:
             deadline_s=deadline_s,
         )
         admitted = await self._admission.admit(ask, policy)
+        try:
+            return await self._try_plans(request, admitted)
+        except BaseException:
+            self._admission.ended(ask)  # no answer holds the request's place
+            raise
+
+    async def _try_plans(self, request: InferenceRequest, admitted: Admitted) -> Answer:
+        ask, model = admitted.ask, admitted.ask.model
         started = self._clock()
         last: SparkplaneError | None = None
         failed: Answer | None = None
@@ -153,7 +162,7 @@ class Dispatcher:
         if failed is not None:
             # The engine's own error body says more than ours would.
             failed.attempts = attempts
-            return failed
+            return failed  # finish() ends the request's place
         if last is None:
             raise NoHealthyDevice(f"no attempt on '{model}' was allowed", param="model")
         self._metrics.requests.labels(model, "none", str(last.status)).inc()
@@ -187,7 +196,7 @@ class Dispatcher:
                 planned = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
                 answer = Answer(
                     ask.model, device, upstream, upstream.status, attempts, started,
-                    slot, estimate, planned, served_from,
+                    slot, ask, estimate, planned, served_from,
                 )  # fmt: skip
                 if request.stream and upstream.status == 200:
                     answer.stream = upstream.chunks()
@@ -270,7 +279,8 @@ class Dispatcher:
             self._book.observe(device, answer.slot, now - answer.served_from, answer.planned_s)
         if not answer.released:
             answer.released = True
-            self._settle_slot(answer.slot, answer.estimate_s)
+            self._book.release(answer.slot, answer.estimate_s)
+        self._admission.ended(answer.ask)
         self._metrics.requests.labels(answer.model, device.name, str(status)).inc()
         self._metrics.latency.labels(answer.model, device.name).observe(elapsed)
 

@@ -132,3 +132,72 @@ class FairQueue(Generic[T]):
 def retry_after(depth: int, service_s: float, parallel: int) -> int:
     """Whole seconds a refused client should wait: the queue ahead, served in parallel."""
     return max(1, math.ceil(depth * service_s / max(parallel, 1)))
+
+
+class Shares:
+    """How many places (requests in flight, fleet-wide) each tenant may hold while
+    other tenants are active, so a flood cannot take the places a quiet tenant's
+    next request needs.
+
+    A tenant is active for `window_s` after its last request. The places are
+    shared max-min fairly by weight among the active tenants: each asks for what
+    it holds plus what it has waiting, and at least its reserve (the most it held
+    at once within the window, at least one), so a quiet tenant finds its usual
+    places free when its next request comes. Alone, a tenant may use everything.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | None = None, window_s: float = 60.0):
+        self.weights = dict(weights or {})
+        self.window_s = window_s
+        self._inflight: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._peak: dict[str, tuple[int, float]] = {}  # tenant -> (peak in flight, since)
+
+    def seen(self, tenant: str, now: float) -> None:
+        """A request of `tenant` arrived."""
+        self._last[tenant] = now
+
+    def waiting(self, tenant: str, delta: int) -> None:
+        """A request of `tenant` joined (+1) or left (-1) the queue."""
+        self._waiting[tenant] = self._waiting.get(tenant, 0) + delta
+
+    def started(self, tenant: str, now: float) -> None:
+        """A request of `tenant` took a place."""
+        held = self._inflight.get(tenant, 0) + 1
+        self._inflight[tenant] = held
+        peak, since = self._peak.get(tenant, (0, now))
+        if held >= peak or now - since > self.window_s:
+            self._peak[tenant] = (held, now)
+
+    def ended(self, tenant: str) -> None:
+        """A request of `tenant` gave its place back."""
+        self._inflight[tenant] = self._inflight.get(tenant, 0) - 1
+
+    def cap(self, tenant: str, now: float, places: int) -> float:
+        """The places `tenant` may hold now (max-min fair by weight)."""
+        wants: list[tuple[float, float, str]] = []
+        for who, last in self._last.items():
+            if who != tenant and now - last > self.window_s:
+                continue
+            peak, since = self._peak.get(who, (0, now))
+            reserve = max(1, peak) if now - since <= self.window_s else 1
+            demand = self._inflight.get(who, 0) + self._waiting.get(who, 0)
+            if who == tenant:
+                demand += 1  # the request asking
+            weight = max(self.weights.get(who, 1.0), 1e-9)
+            wants.append((max(demand, reserve) / weight, weight, who))
+        if len(wants) <= 1:
+            return float(places)
+        left, total = float(places), sum(w for _, w, _ in wants)
+        for need, weight, who in sorted(wants):
+            share = min(need * weight, left * weight / total)
+            if who == tenant:
+                return max(share, 1.0)
+            left -= share
+            total -= weight
+        return 1.0
+
+    def may_start(self, tenant: str, now: float, places: int) -> bool:
+        """Whether `tenant` may take one more of the fleet's `places` now."""
+        return self._inflight.get(tenant, 0) + 1 <= self.cap(tenant, now, places) + 1e-9

@@ -107,6 +107,8 @@ class Engine:
         self.oom = 0
         self.spend = 0.0
         self.router: Router | None = None
+        # Told of every request that gives its place back (the fair share's count).
+        self.on_release: Callable[[int], None] = _nothing
         self._heap: list[tuple[float, int, int, object]] = []
         self._seq = 0
 
@@ -184,6 +186,7 @@ class Engine:
         """Take `job` out of `node`'s line, ending it with `outcome`."""
         node.pending.remove(job)
         release(job.slot, job.est, self.now)
+        self.on_release(job.r)
         self.outcome[job.r] = outcome
         if outcome == OOM:
             self.oom += 1
@@ -286,6 +289,7 @@ class Engine:
         node.running.discard(job)
         self._busy(node, -1)
         release(slot, job.est, self.now)
+        self.on_release(job.r)
         r = job.r
         trace = self.trace
         observe(
@@ -315,6 +319,7 @@ class Engine:
         node.epoch += 1
         for job in list(node.running):
             release(job.slot, job.est, self.now)
+            self.on_release(job.r)
             self.outcome[job.r] = FAILED
         node.running.clear()
         for slot in state.slots.values():
@@ -330,6 +335,7 @@ class Engine:
         assert self.router is not None
         for job in waiting:
             release(job.slot, job.est, self.now)
+            self.on_release(job.r)
             self.router.arrive(job.r)
 
     def _busy(self, node: Node, delta: int) -> None:
@@ -338,3 +344,7 @@ class Engine:
         node.active += delta
         if node.active == 0:
             node.busy_s += self.now - node.busy_since
+
+
+def _nothing(_r: int) -> None:
+    return None

@@ -13,7 +13,7 @@ Nothing here decides placement: that is all `choose()`.
 from __future__ import annotations
 
 from sparkplane.scheduler.choose import Ask, Plan, StepKind, Tuning, choose
-from sparkplane.scheduler.fairshare import FairQueue, Waiting
+from sparkplane.scheduler.fairshare import FairQueue, Shares, Waiting
 from sparkplane.scheduler.policy import Refusal
 from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
 
@@ -38,7 +38,16 @@ class Sparkplane:
         self.tuning = tuning
         self.snapshot = engine.world.snapshot
         self.queue: FairQueue[int] = FairQueue(queue_limit, engine.world.weights)
+        self.shares = Shares(engine.world.weights)
+        self._places = sum(d.parallel for d in engine.world.devices if not d.off_prem)
         self._ticking = False
+        engine.on_release = self._released
+
+    def _released(self, r: int) -> None:
+        self.shares.ended(self.engine.trace.tenant[r])
+
+    def _may_start(self, r: int) -> bool:
+        return self.shares.may_start(self.engine.trace.tenant[r], self.engine.now, self._places)
 
     def _ask(self, r: int) -> Ask:
         e = self.engine
@@ -63,14 +72,17 @@ class Sparkplane:
         slots = self.snapshot.routes.get(model)
         if slots:
             slots[0].demand.note(e.now)  # one Demand per model, shared by its slots
+        self.shares.seen(tr.tenant[r], e.now)
         decision = choose(self._ask(r), self.snapshot, e.world.policy(tr.tenant[r]), self.tuning)
         plan = decision.best
-        if plan is not None:
+        fair = self._may_start(r)
+        if plan is not None and fair:
             self._execute(r, plan)
             return
-        if decision.refusal in (Refusal.NO_ROOM, Refusal.NONE_HEALTHY):
+        if not fair or decision.refusal in (Refusal.NO_ROOM, Refusal.NONE_HEALTHY):
             entry = self.queue.push(r, tenant=tr.tenant[r], model=model, priority=tr.priority[r])
             if entry is not None:
+                self.shares.waiting(tr.tenant[r], 1)
                 e.timer(tr.t[r] + e.world.timeout_s, entry)
                 if not self._ticking:
                     self._ticking = True
@@ -89,7 +101,7 @@ class Sparkplane:
         def ready(r: int) -> bool:
             policy = e.world.policy(e.trace.tenant[r])
             key = (e.trace.model[r], policy.allow_off_prem)
-            if key in no_room:
+            if key in no_room or not self._may_start(r):
                 return False
             plan = choose(self._ask(r), self.snapshot, policy, self.tuning).best
             if plan is None:
@@ -102,6 +114,7 @@ class Sparkplane:
             r = self.queue.pop(ready)
             if r is None:
                 return
+            self.shares.waiting(e.trace.tenant[r], -1)
             self._execute(r, plans.pop(r))
             plans.clear()
             no_room.clear()
@@ -116,6 +129,7 @@ class Sparkplane:
             return
         assert isinstance(payload, Waiting)
         if self.queue.remove(payload):
+            self.shares.waiting(payload.tenant, -1)
             self.engine.refuse(payload.item, TIMED_OUT)
 
     def prepare(self, node: Node, job: Job) -> None:
@@ -132,4 +146,5 @@ class Sparkplane:
                 e.refuse(r, OOM)  # choose() said it fits: counted, never expected
                 e.oom += 1
                 return
+        self.shares.started(e.trace.tenant[r], e.now)
         e.dispatch(r, slot, plan.service_s)
