@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from sparkplane.security.rbac import Role
+from sparkplane.security.rbac import Role, Scope
 from sparkplane.security.tenancy import Prices
 from sparkplane.usage.records import UsageRecord
 from sparkplane.usage.store import current_month
@@ -23,7 +23,8 @@ async def test_usage_is_scoped_to_the_callers_tenant(make_settings: SettingsFact
         acme = await rt.tenants.create("acme", prices=Prices(per_1k_input_tokens=1.0))
         beta = await rt.tenants.create("beta")
         _, member = await rt.keys.create(acme, Role.MEMBER)
-        _, auditor = await rt.keys.create(beta, Role.AUDITOR)
+        _, auditor = await rt.keys.create(beta, Role.AUDITOR, scope=Scope.PLATFORM)
+        _, beta_auditor = await rt.keys.create(beta, Role.AUDITOR, scope=Scope.TENANT)
         _, operator = await rt.keys.create(beta, Role.OPERATOR)
         rt.meter.record(UsageRecord(acme.id, None, "chat", "llama", "spark", 200, tokens_in=2000))
         rt.meter.record(UsageRecord(beta.id, None, "chat", "llama", "spark", 200, tokens_in=7))
@@ -44,6 +45,11 @@ async def test_usage_is_scoped_to_the_callers_tenant(make_settings: SettingsFact
 
         r = await gw.client.get("/api/usage", headers=bearer(auditor))
         assert [t["tenant"] for t in r.json()["tenants"]] == ["acme", "beta"]
+        # A tenant's own auditor sees its tenant only, and another is as if absent.
+        r = await gw.client.get("/api/usage", headers=bearer(beta_auditor))
+        assert [t["tenant"] for t in r.json()["tenants"]] == ["beta"]
+        r = await gw.client.get("/api/usage?tenant=acme", headers=bearer(beta_auditor))
+        assert r.status_code == 404
         r = await gw.client.get(
             "/api/usage", params={"tenant": "acme", "format": "csv"}, headers=bearer(auditor)
         )

@@ -346,8 +346,17 @@ async def test_export_and_search_filter_by_time_tenant_and_action(db: Db) -> Non
         "data",
         "prev_hash",
         "hash",
+        "tenant_seq",
+        "tenant_prev_hash",
+        "tenant_hash",
     }
     assert len([e async for e in audit.export(since)]) == 10  # seq 3 to 12
+    # One tenant's export: its entries only, numbered and linked as its own chain.
+    own = [e async for e in audit.export(T0, tenant_id="a")]
+    assert [e["seq"] for e in own] == [1, 2, 3, 4, 5, 6, 7]
+    assert {e["tenant_id"] for e in own} == {"a"}
+    assert own[0]["prev_hash"] == "0" * 64
+    assert "tenant_seq" not in own[0]
     assert await db.store.count(since, until) == 3
 
     newest = await db.store.search(limit=3)
@@ -359,3 +368,79 @@ async def test_export_and_search_filter_by_time_tenant_and_action(db: Db) -> Non
     keys_only = await db.store.search(action="keys.*", since=T0)
     assert [e.action for e in keys_only] == ["keys.create", "keys.revoke"]
     assert await db.store.search(action="keys_*") == []  # `_` is not a wildcard
+
+
+# -- each tenant's own chain -----------------------------------------------------
+
+
+async def _mixed(db: Db) -> AuditLog:
+    """Entries of tenants a and b interleaved, a few with no tenant, over two batches."""
+    audit = AuditLog(db.store, clock=Clock(), batch_size=4)
+    for i in range(12):
+        audit.record(inference(i, tenant="ab"[i % 2]))
+        if i % 5 == 0:
+            audit.record(AdminEvent("devices.add", None, None, target=f"d{i}"))
+    await audit.flush()
+    return audit
+
+
+async def test_each_tenant_has_its_own_chain(db: Db) -> None:
+    audit = await _mixed(db)
+    for tenant in ("a", "b"):
+        report = await audit.verify(tenant_id=tenant)
+        assert report.ok, report
+        assert report.checked == 6
+        assert report.head_seq == 6
+    assert (await audit.verify()).ok
+    assert (await audit.verify()).checked == 15
+    # A later writer (another process) carries on each chain from its head.
+    more = AuditLog(db.store, clock=Clock())
+    more.record(inference(99, tenant="a"))
+    more.record(inference(98, tenant="c"))
+    await more.flush()
+    assert (await audit.verify(tenant_id="a")).checked == 7
+    assert (await audit.verify(tenant_id="c")).checked == 1
+    assert (await audit.verify(tenant_id="nobody")).checked == 0
+
+
+async def _tamper(db: Db, statement: object) -> None:
+    async with db.sessions() as session:
+        await session.execute(statement)  # type: ignore[call-overload]
+        await session.commit()
+
+
+async def _seq_of(db: Db, tenant: str, tenant_seq: int) -> int:
+    async with db.sessions() as session:
+        seq = await session.scalar(
+            select(AuditRow.seq).where(
+                AuditRow.tenant_id == tenant, AuditRow.tenant_seq == tenant_seq
+            )
+        )
+    assert seq is not None
+    return int(seq)
+
+
+async def test_a_tenants_chain_shows_edits_and_deletions_of_its_entries(db: Db) -> None:
+    audit = await _mixed(db)
+    edited = await _seq_of(db, "a", 3)
+    await _tamper(db, update(AuditRow).where(AuditRow.seq == edited).values(data={"x": 1}))
+    report = await audit.verify(tenant_id="a")
+    assert not report.ok
+    assert report.first_broken == 3
+    assert report.reason == "entry 3 does not match its hash: it was edited"
+    assert (await audit.verify(tenant_id="b")).ok  # b's chain does not depend on a's
+
+    deleted = await _seq_of(db, "b", 2)
+    await _tamper(db, delete(AuditRow).where(AuditRow.seq == deleted))
+    report = await audit.verify(tenant_id="b")
+    assert report.first_broken == 2
+    assert report.reason == "entry 2 missing (deleted): 3 follows"
+
+
+async def test_moving_an_entry_to_another_tenant_breaks_both_chains(db: Db) -> None:
+    audit = await _mixed(db)
+    moved = await _seq_of(db, "a", 2)
+    await _tamper(db, update(AuditRow).where(AuditRow.seq == moved).values(tenant_id="c"))
+    assert (await audit.verify(tenant_id="a")).first_broken == 2
+    assert (await audit.verify(tenant_id="c")).reason == "entry 1 missing (deleted): 2 follows"
+    assert not (await audit.verify()).ok

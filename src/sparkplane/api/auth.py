@@ -14,9 +14,11 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from sparkplane.errors import Forbidden
+from sparkplane.errors import Forbidden, NotFound
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
+from sparkplane.security.store import TenantStore
+from sparkplane.security.tenancy import TenantRecord
 
 PRINCIPAL = "sparkplane.principal"
 # Reachable without a key: probes and the API's own description.
@@ -53,8 +55,41 @@ def require(permission: Permission) -> Any:
         principal = principal_of(request.scope)
         if not principal.can(permission):
             raise Forbidden(
-                f"the {principal.role.value} role may not do this (needs {permission.value})"
+                f"the {principal.grant} role may not do this (needs {permission.value})"
             )
         return principal
 
     return Depends(check)
+
+
+def no_such_tenant(name: str) -> NotFound:
+    """The answer for a tenant the caller cannot see: the same whether it exists or not."""
+    return NotFound(f"no tenant named {name!r}", code="tenant_not_found")
+
+
+async def tenant_in_reach(
+    tenants: TenantStore, principal: Principal, name: str, every: Permission
+) -> TenantRecord:
+    """The tenant `name` (a name or an id) if the caller may act on it, else NotFound.
+
+    A caller holding `every` (a platform permission) reaches any tenant; anyone
+    else only its own, and any other name answers exactly as a tenant that does
+    not exist, so tenant names and ids do not leak.
+    """
+    if principal.can(every):
+        try:
+            return await tenants.get(name)
+        except NotFound:
+            try:
+                return await tenants.get_by_id(name)
+            except NotFound:
+                raise no_such_tenant(name) from None
+    if principal.tenant_id and name in (principal.tenant, principal.tenant_id):
+        return await tenants.get_by_id(principal.tenant_id)
+    raise no_such_tenant(name)
+
+
+def reach(principal: Principal, every: Permission) -> str | None:
+    """The tenant id a listing is confined to: None (every tenant) for a caller with
+    `every`, else the caller's own."""
+    return None if principal.can(every) else principal.tenant_id

@@ -1,8 +1,9 @@
 """The admin API for workflow jobs: `/api/jobs` (the JSON twin of `sparkplane jobs`).
 
-`jobs:own` lists and acts on the caller's tenant's jobs; `jobs:all` on every
-tenant's (optionally filtered with `?tenant_id=`). A job is named by its
-prompt_id or its sparkplane id; another tenant's job is a 404.
+`jobs:own` lists and acts on the caller's tenant's jobs; `jobs:all` (platform
+owner and operator) on every tenant's (optionally filtered with `?tenant_id=`).
+A job is named by its prompt_id or its sparkplane id; another tenant's job is
+a 404, and so is naming another tenant in `?tenant_id=` without `jobs:all`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from sparkplane.api.auth import require
+from sparkplane.api.auth import no_such_tenant, require
 from sparkplane.api.deps import runtime
 from sparkplane.errors import NotFound
 from sparkplane.jobs import control
@@ -52,6 +53,8 @@ async def list_jobs(
     tenant = _scope(principal)
     if tenant is None and tenant_id is not None:
         tenant = tenant_id
+    elif tenant_id is not None and tenant_id != tenant:
+        raise no_such_tenant(tenant_id)
     jobs = await runtime(request).comfy.store.list_jobs(
         tenant, status.value if status else None, limit
     )

@@ -1,9 +1,10 @@
 """`/api/usage`: a month of metered usage and its cost (the JSON twin of
 `sparkplane usage report`).
 
-A caller with `usage:own` sees only its own tenant: naming another gives 404,
-as if it did not exist, so tenant names do not leak. `usage:all` (admin,
-auditor) may name any tenant, or none for every tenant.
+A caller with `usage:own` (every tenant role) sees only its own tenant: naming
+another gives 404, as if it did not exist, so tenant names do not leak.
+`usage:all` (platform owner and auditor) may name any tenant, or none for
+every tenant.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from sparkplane.api.auth import require
+from sparkplane.api.auth import require, tenant_in_reach
 from sparkplane.api.deps import runtime
 from sparkplane.db.engine import session_factory
-from sparkplane.errors import NotFound
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
 from sparkplane.security.tenancy import TenantRecord
@@ -54,12 +54,10 @@ async def usage(
     """Requests, tokens, images, device-seconds, energy and cost by model and device."""
     rt = runtime(request)
     record: TenantRecord | None = None
-    if not principal.can(Permission.USAGE_ALL):
-        if tenant is not None and tenant not in (principal.tenant, principal.tenant_id):
-            raise NotFound(f"no tenant named {tenant!r}", code="tenant_not_found")
+    if tenant is not None:
+        record = await tenant_in_reach(rt.tenants, principal, tenant, Permission.USAGE_ALL)
+    elif not principal.can(Permission.USAGE_ALL):
         record = await rt.tenants.get_by_id(principal.tenant_id)
-    elif tenant is not None:
-        record = await rt.tenants.get(tenant)
     report = await month_report(session_factory(rt.engine), month or current_month(), record)
     if format == "csv":
         return Response(to_csv(report), media_type="text/csv")

@@ -6,6 +6,7 @@ changes within `auth_cache_s`.
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -14,10 +15,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.cli.common import (
     ConfigOption,
-    audit_admin,
     console,
     database,
     fail,
@@ -25,8 +26,11 @@ from sparkplane.cli.common import (
     settings_from,
 )
 from sparkplane.db.engine import session_factory
+from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_events import AdminEvent
+from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.bootstrap import DEFAULT_TENANT, first_admin
-from sparkplane.security.rbac import KEY_ROLES, Role
+from sparkplane.security.rbac import SCOPE_ROLES, Role, Scope, default_scope, valid_grant
 from sparkplane.security.store import KeyStore, TenantStore
 from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
 
@@ -41,7 +45,7 @@ def show_new_key(key: str, record: KeyRecord, tenant: str) -> None:
     """Print a new key once, where people see it (never through the logs)."""
     console.print(
         Panel(
-            f"[bold]{key}[/bold]\n\ntenant {tenant}, role {record.role.value}, id {record.id}\n"
+            f"[bold]{key}[/bold]\n\ntenant {tenant}, {record.grant} key, id {record.id}\n"
             "This is the only time the key is shown: store it now.",
             title="new API key",
             expand=False,
@@ -57,7 +61,7 @@ def register(app: typer.Typer) -> None:
         tenant: Annotated[str, typer.Option(help="Name of the first tenant.")] = DEFAULT_TENANT,
         config: ConfigOption = None,
     ) -> None:
-        """Create the first tenant and an admin key (once, on an empty database)."""
+        """Create the first tenant and a platform owner key (once, on an empty database)."""
         settings = settings_from(config)
 
         async def go() -> tuple[TenantRecord, KeyRecord, str] | None:
@@ -65,7 +69,7 @@ def register(app: typer.Typer) -> None:
                 sessions = session_factory(engine)
                 made = await first_admin(TenantStore(sessions), KeyStore(sessions), tenant)
                 if made is not None:
-                    await audit_admin(engine, "auth.bootstrap", made[1].id, tenant=tenant)
+                    await audit_tenant(engine, made[0], "auth.bootstrap", made[1].id)
                 return made
 
         made = run(go())
@@ -77,6 +81,26 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(tenants_app, name="tenants")
     app.add_typer(keys_app, name="keys")
+
+
+async def audit_tenant(
+    engine: AsyncEngine, tenant: TenantRecord, action: str, target: str, **details: Any
+) -> None:
+    """Audit a command-line change in the chain of the tenant it concerns, and wait for it."""
+    log = AuditLog(AuditStore(session_factory(engine)))
+    await log.start()
+    try:
+        log.record(
+            AdminEvent(
+                action=action,
+                tenant_id=tenant.id,
+                key_id=None,
+                target=target,
+                details={"via": "cli", "user": getpass.getuser(), "tenant": tenant.name, **details},
+            )
+        )
+    finally:
+        await log.stop()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -137,7 +161,7 @@ def tenants_create(
             tenant = await TenantStore(session_factory(engine)).create(
                 name, policy=parsed[0], limits=parsed[1], prices=parsed[2]
             )
-            await audit_admin(engine, "tenants.create", name, **tenant.settings())
+            await audit_tenant(engine, tenant, "tenants.create", name, **tenant.settings())
             return tenant
 
     tenant = run(go())
@@ -171,7 +195,7 @@ def tenants_update(
             }
             if disable is not None:
                 changed["disabled"] = disable
-            await audit_admin(engine, "tenants.update", name, **changed)
+            await audit_tenant(engine, tenant, "tenants.update", name, **changed)
             return tenant
 
     typer.echo(json.dumps(run(go()).public(), indent=2))
@@ -234,8 +258,19 @@ def _expiry(text: str | None) -> datetime | None:
 def keys_create(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant the key belongs to.")],
     role: Annotated[
-        str, typer.Option("--role", help="admin, operator, member or auditor.")
+        str,
+        typer.Option(
+            "--role", help="platform: owner, operator, auditor; tenant: admin, member, auditor."
+        ),
     ] = "member",
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            help="platform (every tenant) or tenant (only its own); "
+            "default: platform for owner and operator, tenant otherwise.",
+        ),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="A label for people.")] = "",
     expires: Annotated[
         str | None, typer.Option("--expires", help="30d, 12h, 90m or an ISO date.")
@@ -245,8 +280,7 @@ def keys_create(
 ) -> None:
     """Create a key and print it once."""
     settings = settings_from(config)
-    if role not in {r.value for r in KEY_ROLES}:
-        fail(f"--role must be one of {', '.join(r.value for r in KEY_ROLES)}")
+    grant = _grant(scope, role)
     when = _expiry(expires)
     key_limits = _parse(Limits, limits, "limits")
 
@@ -254,14 +288,32 @@ def keys_create(
         async with database(settings) as engine:
             sessions = session_factory(engine)
             record = await TenantStore(sessions).get(tenant)
+            over = (key_limits or Limits()).over(record.limits)
+            if over is not None:
+                fail(f"--limits: {over} is over the tenant's own limit")
             made = await KeyStore(sessions).create(
-                record, Role(role), name=name, expires_at=when, limits=key_limits
+                record, grant[1], scope=grant[0], name=name, expires_at=when, limits=key_limits
             )
-            await audit_admin(engine, "keys.create", made[0].id, tenant=tenant, role=role)
+            await audit_tenant(
+                engine, record, "keys.create", made[0].id, scope=grant[0].value, role=role
+            )
             return made
 
     record, key = run(go())
     show_new_key(key, record, tenant)
+
+
+def _grant(scope: str | None, role: str) -> tuple[Scope, Role]:
+    if scope is not None and scope not in {s.value for s in Scope}:
+        fail("--scope must be platform or tenant")
+    roles = {r.value for rs in SCOPE_ROLES.values() for r in rs}
+    if role not in roles:
+        fail(f"--role must be one of {', '.join(sorted(roles))}")
+    chosen = Scope(scope) if scope is not None else default_scope(Role(role))
+    if not valid_grant(chosen, Role(role)):
+        allowed = ", ".join(r.value for r in SCOPE_ROLES[chosen])
+        fail(f"a {chosen.value} key's --role must be one of {allowed}")
+    return chosen, Role(role)
 
 
 @keys_app.command("list")
@@ -286,13 +338,14 @@ def keys_list(
     if as_json:
         typer.echo(json.dumps([r.public(names.get(r.tenant_id)) for r in records], indent=2))
         return
-    table = Table("id", "tenant", "role", "name", "created", "expires", "state")
+    table = Table("id", "tenant", "scope", "role", "name", "created", "expires", "state")
     now = datetime.now(UTC)
     for r in records:
         state = "revoked" if r.revoked_at else ("expired" if not r.usable(now) else "active")
         table.add_row(
             r.id,
             names.get(r.tenant_id, "?"),
+            r.scope.value,
             r.role.value,
             r.name,
             r.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -309,9 +362,29 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
 
     async def go() -> KeyRecord:
         async with database(settings) as engine:
-            record = await KeyStore(session_factory(engine)).revoke(key_id)
-            await audit_admin(engine, "keys.revoke", key_id)
+            sessions = session_factory(engine)
+            record = await KeyStore(sessions).revoke(key_id)
+            tenant = await TenantStore(sessions).get_by_id(record.tenant_id)
+            await audit_tenant(engine, tenant, "keys.revoke", key_id)
             return record
 
     record = run(go())
     console.print(f"revoked key {record.id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: str, config: ConfigOption = None) -> None:
+    """Give a key a new secret (same id, role and limits) and print it once; servers
+    refuse the old one within `auth_cache_s` seconds."""
+    settings = settings_from(config)
+
+    async def go() -> tuple[KeyRecord, str, TenantRecord]:
+        async with database(settings) as engine:
+            sessions = session_factory(engine)
+            record, key = await KeyStore(sessions).rotate(key_id)
+            tenant = await TenantStore(sessions).get_by_id(record.tenant_id)
+            await audit_tenant(engine, tenant, "keys.rotate", key_id)
+            return record, key, tenant
+
+    record, key, tenant = run(go())
+    show_new_key(key, record, tenant.name)

@@ -126,12 +126,20 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # "platform" (reaches every tenant) or "tenant" (only its own); see security/rbac.py.
+    scope: Mapped[str] = mapped_column(String(20), default="tenant")
 
 
 class AuditRow(Base):
-    """One audit entry; `hash` covers the entry and the previous entry's hash."""
+    """One audit entry; `hash` covers the entry and the previous entry's hash.
+
+    `tenant_id` is the tenant the entry concerns. Entries of one tenant form a
+    second chain of their own (`tenant_seq`, `tenant_prev_hash`, `tenant_hash`),
+    which that tenant can verify without seeing anyone else's entries.
+    """
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_chain", "tenant_id", "tenant_seq", unique=True),)
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -141,6 +149,11 @@ class AuditRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    tenant_seq: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True
+    )
+    tenant_prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tenant_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class UsageRow(Base):

@@ -12,6 +12,14 @@ Entry `n` is hashed together with entry `n-1`'s hash:
 An edit changes an entry's hash; a deletion leaves a gap in `seq` and a
 broken link; moving entries breaks links. The `Verifier` walks entries in
 `seq` order and names the first one that does not hold.
+
+Each tenant's entries (those whose `tenant_id` is that tenant) form a second
+chain of their own, by the same rule over the tenant's own numbering:
+
+    tenant_hash(n) = sha256(tenant_prev_hash(n) + canonical(entry with seq = tenant_seq(n)))
+
+so a tenant verifies its entries (`Verifier` over `StoredEntry.in_tenant_chain()`)
+without reading, or learning the number of, anyone else's.
 """
 
 from __future__ import annotations
@@ -162,10 +170,28 @@ class StoredEntry:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    # Its place in its tenant's chain (None for an entry that concerns no tenant).
+    tenant_seq: int | None = None
+    tenant_prev_hash: str | None = None
+    tenant_hash: str | None = None
+
+    def in_tenant_chain(self) -> StoredEntry:
+        """The entry as its tenant's chain numbers and links it (what a tenant sees and checks)."""
+        return StoredEntry(
+            self.tenant_seq or 0,
+            self.at,
+            self.action,
+            self.tenant_id,
+            self.key_id,
+            self.data,
+            self.tenant_prev_hash or "",
+            self.tenant_hash or "",
+        )
 
     def public(self) -> dict[str, Any]:
-        """The entry as export and the API show it (everything needed to re-check it)."""
-        return {
+        """The entry as export and the API show it (everything needed to re-check it,
+        and its tenant chain's fields when it is in one)."""
+        doc: dict[str, Any] = {
             "seq": self.seq,
             "at": timestamp(self.at),
             "action": self.action,
@@ -175,17 +201,55 @@ class StoredEntry:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+        if self.tenant_seq is not None:
+            doc["tenant_seq"] = self.tenant_seq
+            doc["tenant_prev_hash"] = self.tenant_prev_hash
+            doc["tenant_hash"] = self.tenant_hash
+        return doc
+
+    def tenant_public(self) -> dict[str, Any]:
+        """The entry as its tenant sees it: numbered and linked in the tenant's own chain,
+        so nothing of other tenants' entries (not even their number) shows."""
+        return self.in_tenant_chain().public()
 
 
-def link(entries: Iterable[Entry], last_seq: int, last_hash: str) -> list[StoredEntry]:
-    """Chain `entries` after the entry (`last_seq`, `last_hash`); 0 and GENESIS for the first."""
+def link(
+    entries: Iterable[Entry],
+    last_seq: int,
+    last_hash: str,
+    tenant_heads: dict[str, tuple[int, str]] | None = None,
+) -> list[StoredEntry]:
+    """Chain `entries` after the entry (`last_seq`, `last_hash`); 0 and GENESIS for the first.
+
+    With `tenant_heads` (tenant id -> its chain's last seq and hash; a tenant
+    missing from it starts at 0 and GENESIS), each entry that concerns a tenant
+    is also chained into that tenant's chain, and `tenant_heads` is moved on.
+    """
     chained: list[StoredEntry] = []
     seq, prev = last_seq, last_hash
     for e in entries:
         seq += 1
         digest = entry_hash(prev, seq, e.at, e.action, e.tenant_id, e.key_id, e.data)
+        t_seq, t_prev, t_hash = None, None, None
+        if tenant_heads is not None and e.tenant_id is not None:
+            t_seq, t_prev = tenant_heads.get(e.tenant_id, (0, GENESIS))
+            t_seq += 1
+            t_hash = entry_hash(t_prev, t_seq, e.at, e.action, e.tenant_id, e.key_id, e.data)
+            tenant_heads[e.tenant_id] = (t_seq, t_hash)
         chained.append(
-            StoredEntry(seq, e.at, e.action, e.tenant_id, e.key_id, e.data, prev, digest)
+            StoredEntry(
+                seq,
+                e.at,
+                e.action,
+                e.tenant_id,
+                e.key_id,
+                e.data,
+                prev,
+                digest,
+                t_seq,
+                t_prev,
+                t_hash,
+            )
         )
         prev = digest
     return chained

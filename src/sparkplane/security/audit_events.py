@@ -26,6 +26,8 @@ ADMIN_ACTIONS = frozenset(
         "devices.remove",
         "keys.create",
         "keys.revoke",
+        "keys.rotate",
+        "keys.update",
         "tenants.create",
         "tenants.update",
     }
@@ -42,7 +44,8 @@ class AuditEvent(Protocol):
 
     @property
     def tenant_id(self) -> str | None:
-        """The tenant the event belongs to (the caller's), if any."""
+        """The tenant the event concerns, if any: the caller's for requests and jobs,
+        the tenant acted on for an admin change. Its entry joins that tenant's chain."""
 
     @property
     def key_id(self) -> str | None:
@@ -138,10 +141,14 @@ class JobEvent:
 class AdminEvent:
     """A change made through the admin API or the CLI.
 
-    `tenant_id` and `key_id` name the actor (None for the CLI on the server's
-    own machine); `target` names what was changed (a device name, a key id, a
-    tenant name). `details` must not hold secrets: the log masks fields named
-    like credentials and anything shaped like a sparkplane key, as a backstop.
+    `tenant_id` is the tenant the change concerns (the tenant whose key or
+    settings changed; the actor's own for fleet changes such as devices) and
+    `key_id` the key that acted (None for the CLI on the server's own machine);
+    `actor_tenant_id` names the actor's tenant when it is another (a platform
+    key acting on a client's tenant). `target` names what was changed (a
+    device name, a key id, a tenant name). `details` must not hold secrets: the
+    log masks fields named like credentials and anything shaped like a
+    sparkplane key, as a backstop.
     """
 
     action: str
@@ -149,14 +156,18 @@ class AdminEvent:
     key_id: str | None
     target: str
     details: dict[str, Any] = field(default_factory=dict)
+    actor_tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.action) > 60 or not _ACTION.match(self.action):
             raise ValueError(f"not an audit action name: {self.action!r}")
 
     def data(self) -> dict[str, Any]:
-        """The target and the details of the change."""
-        return {"target": self.target, "details": self.details}
+        """The target and the details of the change (and the actor's tenant when another)."""
+        doc: dict[str, Any] = {"target": self.target, "details": self.details}
+        if self.actor_tenant_id is not None and self.actor_tenant_id != self.tenant_id:
+            doc["actor_tenant_id"] = self.actor_tenant_id
+        return doc
 
 
 @dataclass(frozen=True, slots=True)

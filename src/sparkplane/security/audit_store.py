@@ -4,6 +4,11 @@ Appending is serialised across every process sharing the database, so that
 their entries form one chain: on PostgreSQL by a transaction-scoped advisory
 lock, on SQLite by taking the write lock (BEGIN IMMEDIATE) before reading the
 chain's head. Reads page by `seq` so no query holds more than one batch.
+
+Each batch is also chained into the chains of the tenants its entries concern:
+under the same lock, one query reads the heads of those tenants' chains.
+Reading a tenant's chain pages by `tenant_seq` on the (tenant_id, tenant_seq)
+index, never touching other tenants' rows.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, Text, func, select, text, type_coerce
+from sqlalchemy import ColumnElement, String, Text, and_, func, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sparkplane.db.engine import insert_rows
@@ -35,6 +40,9 @@ _COLUMNS = (
     type_coerce(AuditRow.data, Text),
     AuditRow.prev_hash,
     AuditRow.hash,
+    AuditRow.tenant_seq,
+    AuditRow.tenant_prev_hash,
+    AuditRow.tenant_hash,
 )
 
 
@@ -62,8 +70,11 @@ def _data(value: Any) -> Any:
 
 
 def _entry(row: Any) -> StoredEntry:
-    seq, at, action, tenant_id, key_id, data, prev_hash, hash_ = row
-    return StoredEntry(seq, _at(at), action, tenant_id, key_id, _data(data), prev_hash, hash_)
+    seq, at, action, tenant_id, key_id, data, prev_hash, hash_, t_seq, t_prev, t_hash = row
+    at, data = _at(at), _data(data)
+    return StoredEntry(
+        seq, at, action, tenant_id, key_id, data, prev_hash, hash_, t_seq, t_prev, t_hash
+    )
 
 
 class AuditStore:
@@ -84,7 +95,9 @@ class AuditStore:
                 )
             ).first()
             last_seq, last_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
-            chained = link(entries, last_seq, last_hash)
+            tenants = {e.tenant_id for e in entries if e.tenant_id is not None}
+            heads = await _tenant_heads(session, tenants)
+            chained = link(entries, last_seq, last_hash, heads)
             await insert_rows(
                 session,
                 _TABLE,
@@ -98,6 +111,9 @@ class AuditStore:
                         "data": e.data,
                         "prev_hash": e.prev_hash,
                         "hash": e.hash,
+                        "tenant_seq": e.tenant_seq,
+                        "tenant_prev_hash": e.tenant_prev_hash,
+                        "tenant_hash": e.tenant_hash,
                     }
                     for e in chained
                 ],
@@ -112,28 +128,44 @@ class AuditStore:
         async for page in self._pages([], batch, after_seq):
             yield page
 
-    async def between(
-        self, since: datetime, until: datetime | None = None, batch: int = 2000
+    async def scan_tenant(
+        self, tenant_id: str, batch: int = 2000
     ) -> AsyncGenerator[list[StoredEntry], None]:
-        """Entries with `since <= at < until`, in `seq` order, `batch` at a time."""
+        """Every entry of `tenant_id`'s chain in `tenant_seq` order, `batch` at a time."""
+        async for page in self._pages([AuditRow.tenant_id == tenant_id], batch, 0, by_tenant=True):
+            yield page
+
+    async def between(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        batch: int = 2000,
+        tenant_id: str | None = None,
+    ) -> AsyncGenerator[list[StoredEntry], None]:
+        """Entries with `since <= at < until`, in `seq` order, `batch` at a time; with
+        `tenant_id`, only that tenant's, in its chain's order."""
         conditions = [AuditRow.at >= since]
         if until is not None:
             conditions.append(AuditRow.at < until)
-        async for page in self._pages(conditions, batch, 0):
+        if tenant_id is not None:
+            conditions.append(AuditRow.tenant_id == tenant_id)
+        async for page in self._pages(conditions, batch, 0, by_tenant=tenant_id is not None):
             yield page
 
     async def _pages(
-        self, conditions: list[ColumnElement[bool]], batch: int, after_seq: int
+        self,
+        conditions: list[ColumnElement[bool]],
+        batch: int,
+        after_seq: int,
+        *,
+        by_tenant: bool = False,
     ) -> AsyncGenerator[list[StoredEntry], None]:
-        # Keyset paging: each page is a short query on the primary key.
+        # Keyset paging: each page is a short query on the primary key (or, within
+        # one tenant, on the tenant chain's index).
+        order = AuditRow.tenant_seq if by_tenant else AuditRow.seq
         last = after_seq
         while True:
-            query = (
-                select(*_COLUMNS)
-                .where(*conditions, AuditRow.seq > last)
-                .order_by(AuditRow.seq)
-                .limit(batch)
-            )
+            query = select(*_COLUMNS).where(*conditions, order > last).order_by(order).limit(batch)
             async with self._sessions() as session:
                 rows = (await session.execute(query)).all()
             if not rows:
@@ -142,11 +174,18 @@ class AuditStore:
             yield page
             if len(page) < batch:
                 return
-            last = page[-1].seq
+            last = (page[-1].tenant_seq or 0) if by_tenant else page[-1].seq
 
-    async def count(self, since: datetime | None = None, until: datetime | None = None) -> int:
-        """How many entries fall in [since, until)."""
+    async def count(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tenant_id: str | None = None,
+    ) -> int:
+        """How many entries fall in [since, until) (only `tenant_id`'s when given)."""
         query = select(func.count()).select_from(AuditRow)
+        if tenant_id is not None:
+            query = query.where(AuditRow.tenant_id == tenant_id)
         if since is not None:
             query = query.where(AuditRow.at >= since)
         if until is not None:
@@ -163,12 +202,16 @@ class AuditStore:
         action: str | None = None,
         after_seq: int | None = None,
         limit: int = 100,
+        tenant_chain: bool = False,
     ) -> list[StoredEntry]:
         """Entries matching every filter given, oldest first.
 
         With `after_seq` or `since`, the first `limit` entries from there; with
         neither, the newest `limit`. `action` ending in `*` matches a prefix.
+        With `tenant_chain` (and `tenant_id`), entries are ordered and `after_seq`
+        counted in that tenant's own chain.
         """
+        order = AuditRow.tenant_seq if tenant_chain and tenant_id is not None else AuditRow.seq
         query = select(*_COLUMNS)
         if since is not None:
             query = query.where(AuditRow.at >= since)
@@ -183,13 +226,32 @@ class AuditStore:
             else:
                 query = query.where(AuditRow.action == action)
         if after_seq is not None:
-            query = query.where(AuditRow.seq > after_seq)
+            query = query.where(order > after_seq)
         newest = after_seq is None and since is None
-        query = query.order_by(AuditRow.seq.desc() if newest else AuditRow.seq).limit(limit)
+        query = query.order_by(order.desc() if newest else order).limit(limit)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         entries = [_entry(r) for r in rows]
         return entries[::-1] if newest else entries
+
+
+async def _tenant_heads(session: AsyncSession, tenants: set[str]) -> dict[str, tuple[int, str]]:
+    """The last (tenant_seq, tenant_hash) of each tenant's chain; absent for a new chain."""
+    if not tenants:
+        return {}
+    last = (
+        select(AuditRow.tenant_id, func.max(AuditRow.tenant_seq).label("top"))
+        .where(AuditRow.tenant_id.in_(sorted(tenants)))
+        .group_by(AuditRow.tenant_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(AuditRow.tenant_id, AuditRow.tenant_seq, AuditRow.tenant_hash).join(
+            last, and_(AuditRow.tenant_id == last.c.tenant_id, AuditRow.tenant_seq == last.c.top)
+        )
+    )
+    # A head whose hash was blanked still links by it, so the break shows when verified.
+    return {t: (seq, digest or "") for t, seq, digest in rows.all() if t and seq is not None}
 
 
 async def _lock_head(session: AsyncSession) -> None:

@@ -87,6 +87,7 @@ class Authenticator:
             policy=tenant.policy,
             key_limits=record.limits,
             tenant_limits=tenant.limits,
+            scope=record.scope,
         )
 
     def forget(self) -> None:

@@ -1,9 +1,9 @@
-"""The first tenant and admin key, created once on an empty database."""
+"""The first tenant and platform owner key, created once on an empty database."""
 
 from __future__ import annotations
 
 from sparkplane.errors import Conflict
-from sparkplane.security.rbac import Role
+from sparkplane.security.rbac import Role, Scope
 from sparkplane.security.store import KeyStore, TenantStore
 from sparkplane.security.tenancy import KeyRecord, TenantRecord
 
@@ -13,7 +13,7 @@ DEFAULT_TENANT = "default"
 async def first_admin(
     tenants: TenantStore, keys: KeyStore, tenant_name: str = DEFAULT_TENANT
 ) -> tuple[TenantRecord, KeyRecord, str] | None:
-    """Create the first tenant and an admin key if no tenant exists yet.
+    """Create the first tenant and a platform owner key if no tenant exists yet.
 
     Returns (tenant, key record, the key to show once), or None when the
     database already has tenants (also when another replica won the race).
@@ -24,5 +24,5 @@ async def first_admin(
         tenant = await tenants.create(tenant_name)
     except Conflict:
         return None
-    record, key = await keys.create(tenant, Role.ADMIN, name="first admin")
+    record, key = await keys.create(tenant, Role.OWNER, scope=Scope.PLATFORM, name="first owner")
     return tenant, record, key

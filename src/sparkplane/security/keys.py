@@ -23,6 +23,11 @@ def generate() -> tuple[str, str]:
     return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
 
 
+def with_new_secret(key_id: str) -> str:
+    """The key `key_id` with a fresh secret (rotation keeps the id)."""
+    return f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
 def key_id_of(key: str) -> str | None:
     """The id part of a well-formed key, or None."""
     match = _KEY.match(key)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sparkplane.db.models import ApiKeyRow, TenantRow, utcnow
 from sparkplane.errors import BadRequest, Conflict, NotFound
 from sparkplane.security import keys
-from sparkplane.security.rbac import KEY_ROLES, Role
+from sparkplane.security.rbac import Role, Scope, default_scope, valid_grant
 from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
 
 
@@ -38,6 +38,7 @@ def _key(row: ApiKeyRow) -> KeyRecord:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         limits=Limits.model_validate(row.limits or {}),
+        scope=Scope(row.scope or Scope.TENANT),
     )
 
 
@@ -139,13 +140,21 @@ class KeyStore:
         tenant: TenantRecord,
         role: Role,
         *,
+        scope: Scope | None = None,
         name: str = "",
         expires_at: datetime | None = None,
         limits: Limits | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key for `tenant`: its record and the key itself (shown once, never stored)."""
-        if role not in KEY_ROLES:
-            raise BadRequest(f"a key cannot have the role {role.value!r}", param="role")
+        """A new key for `tenant`: its record and the key itself (shown once, never stored).
+
+        Without `scope`, `owner` and `operator` are platform roles and the others
+        tenant roles (`rbac.default_scope`).
+        """
+        scope = scope or default_scope(role)
+        if not valid_grant(scope, role):
+            raise BadRequest(
+                f"a {scope.value} key cannot have the role {role.value!r}", param="role"
+            )
         if expires_at is not None and expires_at <= utcnow():
             raise BadRequest("the expiry is in the past", param="expires_at")
         key_id, key = keys.generate()
@@ -154,6 +163,7 @@ class KeyStore:
             tenant_id=tenant.id,
             name=name,
             role=role.value,
+            scope=scope.value,
             secret_hash=keys.digest(key),
             created_at=utcnow(),
             expires_at=expires_at,
@@ -165,11 +175,15 @@ class KeyStore:
             await session.commit()
         return _key(row), key
 
-    async def list_keys(self, tenant_id: str | None = None) -> list[KeyRecord]:
-        """Keys, newest first; only `tenant_id`'s when given."""
+    async def list_keys(
+        self, tenant_id: str | None = None, scope: Scope | None = None
+    ) -> list[KeyRecord]:
+        """Keys, newest first; only `tenant_id`'s and only `scope`'s when given."""
         query = select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc())
         if tenant_id is not None:
             query = query.where(ApiKeyRow.tenant_id == tenant_id)
+        if scope is not None:
+            query = query.where(ApiKeyRow.scope == scope.value)
         async with self._sessions() as session:
             return [_key(r) for r in await session.scalars(query)]
 
@@ -190,6 +204,37 @@ class KeyStore:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 await session.commit()
+            return _key(row)
+
+    async def rotate(self, key_id: str) -> tuple[KeyRecord, str]:
+        """A new secret for a live key (same id, role and limits); the old one stops working.
+
+        Returns the record and the new key, shown once. A revoked key cannot be rotated.
+        """
+        key = keys.with_new_secret(key_id)
+        async with self._sessions() as session:
+            row = await session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound("no such key", code="key_not_found")
+            if row.revoked_at is not None:
+                raise Conflict("a revoked key cannot be rotated", code="key_revoked")
+            row.secret_hash = keys.digest(key)
+            await session.commit()
+            return _key(row), key
+
+    async def update(
+        self, key_id: str, *, name: str | None = None, limits: Limits | None = None
+    ) -> KeyRecord:
+        """Replace a key's label or limits."""
+        async with self._sessions() as session:
+            row = await session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound("no such key", code="key_not_found")
+            if name is not None:
+                row.name = name
+            if limits is not None:
+                row.limits = limits.model_dump(mode="json")
+            await session.commit()
             return _key(row)
 
     async def lookup(self, key_id: str) -> tuple[KeyRecord, str, TenantRecord] | None:

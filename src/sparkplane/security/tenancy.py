@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparkplane.security.rbac import Role
+from sparkplane.security.rbac import Grant, Role, Scope
 
 Count = Annotated[int, Field(ge=0)]
 Money = Annotated[float, Field(ge=0)]
@@ -28,6 +28,18 @@ class Limits(_Frozen):
     concurrent: Count | None = None
     monthly_tokens: Count | None = None
     monthly_images: Count | None = None
+
+    def over(self, ceiling: Limits) -> str | None:
+        """The first limit set higher than (or left unset under) `ceiling`'s, or None.
+
+        A tenant's limits are the ceiling for its keys: a key limit above the
+        tenant's would never apply, so it is refused rather than silently moot.
+        """
+        for name in type(self).model_fields:
+            cap, mine = getattr(ceiling, name), getattr(self, name)
+            if cap is not None and mine is not None and mine > cap:
+                return name
+        return None
 
 
 class TenantPolicy(_Frozen):
@@ -93,6 +105,12 @@ class KeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     limits: Limits
+    scope: Scope = Scope.TENANT
+
+    @property
+    def grant(self) -> Grant:
+        """The key's role in its scope."""
+        return Grant(self.scope, self.role)
 
     def usable(self, now: datetime) -> bool:
         """Not revoked and not expired."""
@@ -106,6 +124,7 @@ class KeyRecord:
             "tenant_id": self.tenant_id,
             "tenant": tenant,
             "name": self.name,
+            "scope": self.scope.value,
             "role": self.role.value,
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
