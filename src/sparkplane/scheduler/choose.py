@@ -50,6 +50,7 @@ class Ask:
     images: int = 0
     deadline_s: float | None = None  # seconds from `now` the caller needs it done in
     ttft_s: float | None = None  # seconds from `now` the first token is wanted in
+    queued: int = 0  # requests for the same model already waiting (a replica serves them too)
 
     def late(self, first_token_s: float, done_s: float) -> bool:
         """Whether an answer with this first token and completion misses the objectives."""
@@ -196,7 +197,7 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     wait_late = waiting[1] == math.inf or ask.late(*waiting)
     if cloud and local_late and wait_late:
         return Decision(tuple(cloud[: tuning.max_plans] + local))
-    if best is not None and not _better_to_wait(best, local_late, waiting[1], wait_late):
+    if best is not None and not _better_to_wait(ask, best, local_late, waiting[1], wait_late):
         return Decision(tuple(local))
     if full:
         # Waiting for a device that has the model beats loading it elsewhere (or
@@ -213,14 +214,22 @@ def _waiting(ask: Ask, slot: Slot, unknown_s: float) -> tuple[float, float]:
     return first, device.wait_s() + left + service
 
 
-def _better_to_wait(best: Plan, best_late: bool, waiting: float, wait_late: bool) -> bool:
+def _better_to_wait(ask: Ask, best: Plan, best_late: bool, waiting: float, wait_late: bool) -> bool:
     """Whether queueing for a full device that has the model beats `best` (a load
-    elsewhere, usually): it meets the objectives `best` misses, or meets them as
-    well and costs the fleet less."""
-    if best.cold and not best.evictions and wait_late:
-        # Every device holding the model is full and waiting misses: a replica in
-        # free memory serves this request and the ones after it.
-        return False
+    elsewhere, usually).
+
+    A new replica serves this request and, once loaded, those waiting behind it
+    (up to the device's parallel places): it wins when the time they all save
+    outweighs the harm of its evictions, or when it fits in free memory while
+    waiting would miss the objectives. Otherwise waiting wins when it meets the
+    objectives `best` misses, or meets them as well and costs the fleet less.
+    """
+    if best.cold:
+        served = min(max(ask.queued + 1, 1), max(best.slot.device.parallel, 1))
+        if served * (waiting - best.eta_s) > best.harm_s and not (wait_late is False and best_late):
+            return False
+        if not best.evictions and wait_late:
+            return False
     if wait_late != best_late:
         return best_late
     return waiting < best.cost_s

@@ -62,6 +62,7 @@ class Sparkplane:
         return Ask(
             tr.model[r], e.now, tr.tenant[r], tr.prompt[r], tr.output[r], tr.images[r],
             None if deadline is None else deadline - spent, None if ttft is None else ttft - spent,
+            self.queue.depth(tr.model[r]),
         )  # fmt: skip
 
     def arrive(self, r: int) -> None:
@@ -80,7 +81,12 @@ class Sparkplane:
             self._execute(r, plan)
             return
         if not fair or decision.refusal in (Refusal.NO_ROOM, Refusal.NONE_HEALTHY):
-            entry = self.queue.push(r, tenant=tr.tenant[r], model=model, priority=tr.priority[r])
+            entry = self.queue.push(
+                r,
+                tenant=tr.tenant[r],
+                model=model,
+                priority=tr.priority[r] + (0 if tr.images[r] else 1),
+            )
             if entry is not None:
                 self.shares.waiting(tr.tenant[r], 1)
                 e.timer(tr.t[r] + e.world.timeout_s, entry)
