@@ -16,12 +16,15 @@ from typing import Annotated, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.cli.common import ConfigOption, console, database, err_console, run, settings_from
 from sparkplane.db.engine import session_factory
+from sparkplane.errors import NotFound
 from sparkplane.security import audit
 from sparkplane.security.audit_chain import VerifyReport
 from sparkplane.security.audit_store import AuditStore
+from sparkplane.security.store import TenantStore
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -37,17 +40,44 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Only this tenant's entries (name or id), as its own chain numbers them.",
+    ),
+]
+
+
+async def _tenant_id(engine: AsyncEngine, tenant: str | None) -> str | None:
+    """The id of `tenant` (a name, or the id of a tenant that may no longer exist)."""
+    if tenant is None:
+        return None
+    try:
+        return (await TenantStore(session_factory(engine)).get(tenant)).id
+    except NotFound:
+        return tenant
+
+
 @app.command("verify")
 def verify(
+    tenant: TenantOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check every entry's hash and link; exit 1 naming the first broken entry."""
+    """Check every entry's hash and link; exit 1 naming the first broken entry.
+
+    With --tenant, check that tenant's own chain instead (its entries only).
+    """
     settings = settings_from(config)
 
     async def go() -> VerifyReport:
         async with database(settings) as engine:
-            return await audit.verify(AuditStore(session_factory(engine)))
+            store = AuditStore(session_factory(engine))
+            tenant_id = await _tenant_id(engine, tenant)
+            if tenant_id is not None:
+                return await audit.verify_tenant(store, tenant_id)
+            return await audit.verify(store)
 
     started = time.perf_counter()
     report = run(go())
@@ -91,19 +121,26 @@ def export(
             "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."
         ),
     ] = None,
+    tenant: TenantOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write entries as JSON Lines, oldest first, with their hashes."""
+    """Write entries as JSON Lines, oldest first, with their hashes.
+
+    With --tenant, only that tenant's entries, numbered and linked as its own chain,
+    so the file can be handed to the tenant and re-checked without anyone else's.
+    """
     settings = settings_from(config)
 
     async def go(out: TextIO, progress: Progress | None) -> int:
         async with database(settings) as engine:
             store = AuditStore(session_factory(engine))
+            tenant_id = await _tenant_id(engine, tenant)
             task = None
             if progress is not None:
-                task = progress.add_task("exporting", total=await store.count(since, until))
+                total = await store.count(since, until, tenant_id)
+                task = progress.add_task("exporting", total=total)
             written = 0
-            async for entry in audit.export(store, since, until):
+            async for entry in audit.export(store, since, until, tenant_id=tenant_id):
                 out.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
                 written += 1
                 if task is not None and progress is not None and written % 500 == 0:
