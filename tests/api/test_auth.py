@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sparkplane.security.rbac import Role
+from sparkplane.security.rbac import PLATFORM_OWNER, TENANT_ADMIN, TENANT_MEMBER, Role
 from tests.conftest import SettingsFactory
 from tests.support.gateway import running_gateway
 from tests.support.security import make_tenant
@@ -143,3 +143,42 @@ async def test_cors_preflight_is_answered_before_authentication(
         r = await gw.client.get("/v1/models", headers={"Origin": "https://evil.example"})
         assert r.status_code == 401
         assert "access-control-allow-origin" not in r.headers
+
+
+async def test_a_rotated_key_works_with_its_new_secret_only(
+    make_settings: SettingsFactory, database_url: str
+) -> None:
+    settings = make_settings(auth_enabled=True, database_url=database_url)
+    async with running_gateway(settings) as gw:
+        keys = await make_tenant(gw.runtime, "acme", roles=(TENANT_ADMIN, TENANT_MEMBER))
+        old = keys.headers(TENANT_MEMBER)
+        assert (await gw.client.get("/v1/models", headers=old)).status_code == 200
+        key_id = keys.key(TENANT_MEMBER)[3:15]
+        r = await gw.client.post(f"/api/keys/{key_id}/rotate", headers=keys.headers(TENANT_ADMIN))
+        assert r.status_code == 200, r.text
+        new = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert r.json()["id"] == key_id
+        assert (await gw.client.get("/v1/models", headers=old)).status_code == 401
+        assert (await gw.client.get("/v1/models", headers=new)).status_code == 200
+
+
+async def test_a_tenant_admin_cannot_touch_the_providers_keys_in_its_tenant(
+    make_settings: SettingsFactory,
+) -> None:
+    async with running_gateway(make_settings(auth_enabled=True)) as gw:
+        # The provider's owner key lives in the same tenant as the client's admin.
+        keys = await make_tenant(gw.runtime, "acme", roles=(PLATFORM_OWNER, TENANT_ADMIN))
+        admin = keys.headers(TENANT_ADMIN)
+        owner_id = keys.key(PLATFORM_OWNER)[3:15]
+        listed = (await gw.client.get("/api/keys", headers=admin)).json()["data"]
+        assert [k["scope"] for k in listed] == ["tenant"]
+        for method, path in (("DELETE", ""), ("POST", "/rotate"), ("PATCH", "")):
+            r = await gw.client.request(
+                method, f"/api/keys/{owner_id}{path}", json={}, headers=admin
+            )
+            assert r.status_code == 404, (method, path, r.text)
+        r = await gw.client.get("/api/tenants", headers=keys.headers(PLATFORM_OWNER))
+        assert r.status_code == 200
+        assert (
+            await gw.client.get("/v1/models", headers=keys.headers(PLATFORM_OWNER))
+        ).status_code == 200
