@@ -14,8 +14,8 @@ from sparkplane.security.rbac import Role
 from tests.conftest import SettingsFactory
 from tests.engines.llama_server import LlamaServer
 from tests.fakes.ollama import FakeOllama, OllamaBehaviour
-from tests.fakes.openai_engine import EngineBehaviour, FakeOpenAIEngine
 from tests.fakes.ollama_memory import MemoryKnobs
+from tests.fakes.openai_engine import EngineBehaviour, FakeOpenAIEngine
 from tests.support.eventually import eventually
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.security import make_tenant

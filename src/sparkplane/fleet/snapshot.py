@@ -45,6 +45,9 @@ class Demand:
 
     interval_s: float = math.inf  # EWMA of seconds between requests
     last: float = -math.inf
+    # The lowest observed/planned correction of any slot of the model: the policy's
+    # bound for stopping early on a large fleet (it only ever goes down).
+    min_correction: float = 1.0
 
     def note(self, now: float) -> None:
         """Count one request at `now`."""
@@ -227,6 +230,7 @@ def observe(slot: Slot, elapsed_s: float, planned_s: float | None) -> None:
         low, high = CORRECTION_RANGE
         ratio = min(max(elapsed_s / planned_s, low), high)
         slot.correction = _ewma(slot.correction, ratio)
+        slot.demand.min_correction = min(slot.demand.min_correction, slot.correction)
 
 
 def begin_load(slot: Slot, now: float) -> None:

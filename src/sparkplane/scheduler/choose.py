@@ -26,12 +26,13 @@ follow as fallbacks.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sparkplane.fleet.snapshot import CORRECTION_RANGE, DEFAULT_SERVICE_S, FleetSnapshot, Slot
+from sparkplane.fleet.snapshot import DEFAULT_SERVICE_S, FleetSnapshot, Slot
 from sparkplane.scheduler.policy import Policy, Refusal
 
 # Seconds an engine takes to drop a model from memory.
@@ -69,6 +70,7 @@ class Tuning:
     allow_load: bool = True  # False: only resident models are candidates
     max_plans: int = 3  # alternatives kept for retries before the first byte
     saturation: int = 4  # queue depth (x parallel) past which a device is full
+    cold_candidates: int = 8  # cold devices planned per request, fastest planned first
 
 
 class StepKind(StrEnum):
@@ -155,9 +157,10 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     cloud: list[Plan] = []
     excluded = full = False  # an available device the policy rules out; a device too busy
     unknown: float | None = None  # service time assumed where nothing is planned or observed
-    bound = math.inf  # the max_plans-th best local cost so far
+    worst_kept: list[float] = []  # max-heap (negated) of the best max_plans local costs
     # By waiting for a full device that has the model: (first token, completion), soonest.
     waiting = (math.inf, math.inf)
+    cold_left = tuning.cold_candidates  # a large fleet plans a few loads, not hundreds
     for slot in slots:
         device = slot.device
         if (allowed is not None and device.name not in allowed) or (
@@ -167,12 +170,16 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
             continue
         if not device.available:
             continue
-        if not device.off_prem and len(local) >= tuning.max_plans:
+        if not device.off_prem and len(worst_kept) >= tuning.max_plans:
             # Routes are sorted fastest planned first: stop once nothing left can win
-            # (a correction may at most shrink a planned time to CORRECTION_RANGE[0]).
+            # (no slot of this model was ever seen faster than planned x min_correction).
             floor = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
-            if floor is not None and floor * CORRECTION_RANGE[0] >= bound:
+            if floor is not None and floor * min(slot.demand.min_correction, 1.0) >= -worst_kept[0]:
                 break
+        if not (slot.resident or slot.loading or device.off_prem):
+            if cold_left <= 0:
+                continue
+            cold_left -= 1
         if unknown is None and slot.decode_tps is None and slot.image_s is None:
             unknown = _unknown_s(slots)
         guess = DEFAULT_SERVICE_S if unknown is None else unknown
@@ -185,12 +192,11 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
             cloud.append(plan)
         else:
             local.append(plan)
-            if len(local) > tuning.max_plans:
-                local.sort(key=order)
-                del local[tuning.max_plans :]
-            if len(local) == tuning.max_plans:
-                bound = max(p.cost_s for p in local)
-    local.sort(key=order)
+            if len(worst_kept) < tuning.max_plans:
+                heapq.heappush(worst_kept, -plan.cost_s)
+            elif plan.cost_s < -worst_kept[0]:
+                heapq.heapreplace(worst_kept, -plan.cost_s)
+    local = heapq.nsmallest(tuning.max_plans, local, key=order)
     cloud.sort(key=lambda p: (p.slot.device.price_per_mtok, p.eta_s, p.device))
     best = local[0] if local else None
     local_late = best is None or ask.late(best.first_token_s, best.eta_s)
