@@ -70,7 +70,8 @@ class Tuning:
     allow_load: bool = True  # False: only resident models are candidates
     max_plans: int = 3  # alternatives kept for retries before the first byte
     saturation: int = 4  # queue depth (x parallel) past which a device is full
-    cold_candidates: int = 8  # cold devices planned per request, fastest planned first
+    cold_candidates: int = 3  # cold devices planned per request, fastest planned first
+    scan: int = 32  # a route longer than this is sampled: this many slots from a rotating start
 
 
 class StepKind(StrEnum):
@@ -125,7 +126,7 @@ class Plan:
     @property
     def cold(self) -> bool:
         """Whether the model must be loaded first."""
-        return any(s.kind is StepKind.LOAD for s in self.steps)
+        return len(self.steps) > 1 and self.steps[-2].kind is StepKind.LOAD
 
     @property
     def evictions(self) -> tuple[str, ...]:
@@ -161,6 +162,12 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     # By waiting for a full device that has the model: (first token, completion), soonest.
     waiting = (math.inf, math.inf)
     cold_left = tuning.cold_candidates  # a large fleet plans a few loads, not hundreds
+    if len(slots) > tuning.scan:
+        # Power of d choices: a fleet of hundreds is sampled, not scanned, from a start
+        # that moves with the clock (deterministic for the same ask), in fastest order.
+        start = int(ask.now * 1000.0) % len(slots)
+        window = slots[start : start + tuning.scan]
+        slots = slots[: tuning.scan - len(window)] + window  # still fastest first
     for slot in slots:
         device = slot.device
         if (allowed is not None and device.name not in allowed) or (

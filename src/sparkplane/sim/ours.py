@@ -104,9 +104,16 @@ class Sparkplane:
         plans: dict[int, Plan] = {}
         no_room: set[tuple[str, bool]] = set()  # (model, cloud allowed) found full this pass
 
+        near = None if node is None else node.state.slots
+
         def ready(r: int) -> bool:
+            model = e.trace.model[r]
+            if near is not None and model not in near:
+                return (
+                    False  # the freed device cannot serve it (the periodic retry covers the rest)
+                )
             policy = e.world.policy(e.trace.tenant[r])
-            key = (e.trace.model[r], policy.allow_off_prem)
+            key = (model, policy.allow_off_prem)
             if key in no_room or not self._may_start(r):
                 return False
             plan = choose(self._ask(r), self.snapshot, policy, self.tuning).best
@@ -122,8 +129,8 @@ class Sparkplane:
                 return
             self.shares.waiting(e.trace.tenant[r], -1)
             self._execute(r, plans.pop(r))
+            # What was full stays full: placing a request only takes capacity.
             plans.clear()
-            no_room.clear()
 
     def timer(self, payload: object) -> None:
         """A queued request's client timed out, or the periodic retry is due."""
