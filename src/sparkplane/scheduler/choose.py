@@ -70,7 +70,7 @@ class Tuning:
     allow_load: bool = True  # False: only resident models are candidates
     max_plans: int = 3  # alternatives kept for retries before the first byte
     saturation: int = 4  # queue depth (x parallel) past which a device is full
-    cold_candidates: int = 3  # cold devices planned per request, fastest planned first
+    cold_candidates: int = 3  # on a sampled route: cold devices planned, fastest first
     scan: int = 32  # a route longer than this is sampled: this many slots from a rotating start
 
 
@@ -161,8 +161,9 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     worst_kept: list[float] = []  # max-heap (negated) of the best max_plans local costs
     # By waiting for a full device that has the model: (first token, completion), soonest.
     waiting = (math.inf, math.inf)
-    cold_left = tuning.cold_candidates  # a large fleet plans a few loads, not hundreds
+    cold_left = len(slots)
     if len(slots) > tuning.scan:
+        cold_left = tuning.cold_candidates  # a large fleet plans a few loads, not hundreds
         # Power of d choices: a fleet of hundreds is sampled, not scanned, from a start
         # that moves with the clock (deterministic for the same ask), in fastest order.
         start = int(ask.now * 1000.0) % len(slots)
