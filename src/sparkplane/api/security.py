@@ -17,10 +17,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import reach, require, tenant_in_reach
-from sparkplane.api.deps import runtime
+from sparkplane.api.deps import record_admin, runtime
 from sparkplane.errors import BadRequest, Forbidden, NotFound
 from sparkplane.runtime import Runtime
-from sparkplane.security.audit_events import AdminEvent
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission, Role, Scope, default_scope
 from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
@@ -81,18 +80,7 @@ def _record(
     **details: Any,
 ) -> None:
     """Audit a change in the chain of the tenant it concerns (refused if the log is down)."""
-    audit = runtime(request).audit
-    audit.raise_if_closed()
-    audit.record(
-        AdminEvent(
-            action=action,
-            tenant_id=tenant.id,
-            key_id=who.key_id or None,
-            target=target,
-            details={"via": "api", "tenant": tenant.name, **details},
-            actor_tenant_id=who.tenant_id or None,
-        )
-    )
+    record_admin(request, who, action, target, tenant, **details)
 
 
 # -- tenants -------------------------------------------------------------------
