@@ -52,3 +52,22 @@ async def test_unusable_device_input_is_400(
         assert r.json()["error"]["param"] == param
         assert (await gw.client.get("/api/devices")).json()["data"] == []
         assert (await gw.client.get("/readyz")).status_code == 200
+
+
+async def test_patch_tells_the_scheduler_what_a_device_is(make_settings: SettingsFactory) -> None:
+    async with FakeOpenAIEngine() as engine, running_gateway(make_settings()) as gw:
+        r = await gw.client.post("/api/devices", json={"url": engine.url, "name": "box1"})
+        assert r.status_code == 201, r.text
+        r = await gw.client.patch(
+            "/api/devices/box1", json={"profile": "4090", "memory_gib": 20, "parallel": 2}
+        )
+        assert r.status_code == 200, r.text
+        shown = (await gw.client.get("/api/devices/box1")).json()
+        assert shown["extra"] == {"profile": "4090", "memory_gib": 20, "parallel": 2}
+        # The scheduler plans with it at once: 20 GiB, two places, a discrete GPU.
+        assert shown["memory"]["total_bytes"] == 20 << 30
+        assert shown["memory"]["parallel"] == 2
+        assert shown["memory"]["unified"] is False
+        bad = await gw.client.patch("/api/devices/box1", json={"profile": "gtx-280"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "profile"

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from sparkplane.api.auth import require
 from sparkplane.api.deps import record_admin, runtime
-from sparkplane.config import Settings
 from sparkplane.fleet import service
 from sparkplane.fleet.device import Device, DeviceRecord
 from sparkplane.fleet.load import LoadBook
@@ -65,12 +64,6 @@ class DeviceUpdate(BaseModel):
     price_per_mtok: Annotated[float, Field(gt=0, le=1_000_000)] | None = Field(
         None, description="A cloud device's price per million tokens."
     )
-
-
-def profile_names(settings: Settings) -> list[str]:
-    """Every planner device profile id and alias."""
-    profiles = profiles_with(settings.device_profiles)
-    return [n for p in profiles.values() for n in (p.id, *p.aliases)]
 
 
 def memory_view(book: LoadBook, device: Device) -> dict[str, Any]:
@@ -187,7 +180,8 @@ async def update_device(
         await service.set_power(rt.store, name, power)
     hardware = {k: changes.pop(k) for k in service.HARDWARE_KEYS if k in changes}
     if hardware:
-        await service.set_hardware(rt.store, name, hardware, profile_names(rt.settings))
+        profiles = profiles_with(rt.settings.device_profiles)
+        await service.set_hardware(rt.store, name, hardware, profiles)
     record = await rt.store.edit(name, **changes) if changes else await rt.store.get(name)
     rt.fleet.sync(await rt.store.list_devices())
     record_admin(request, who, "devices.update", name, **audited)

@@ -270,12 +270,11 @@ def hardware(
         fail("give at least one of --profile, --memory-gib, --parallel, --load-gbs, --quant, "
              "--price-per-mtok")  # fmt: skip
     profiles = profiles_with(settings.device_profiles)
-    names = [n for p in profiles.values() for n in (p.id, *p.aliases)]
 
     async def go() -> DeviceRecord:
         async with database(settings) as engine:
             store = DeviceStore(session_factory(engine))
-            record = await service.set_hardware(store, name, values, names)
+            record = await service.set_hardware(store, name, values, profiles)
             await audit_admin(engine, "devices.update", name, **values)
             return record
 

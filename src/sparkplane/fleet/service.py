@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -17,6 +17,8 @@ from sparkplane.backends.registry import KINDS, make_backend
 from sparkplane.errors import BadRequest, UpstreamError
 from sparkplane.fleet.device import DeviceRecord
 from sparkplane.fleet.store import DeviceStore
+from sparkplane.planner import DeviceProfile, find_device
+from sparkplane.planner.errors import PlannerError
 
 log = structlog.get_logger("sparkplane.fleet")
 
@@ -200,23 +202,29 @@ HARDWARE_KEYS = ("profile", "memory_gib", "parallel", "load_gbs", "quant", "pric
 
 
 async def set_hardware(
-    store: DeviceStore, name: str, values: dict[str, object], profiles: Iterable[str]
+    store: DeviceStore,
+    name: str,
+    values: dict[str, object],
+    profiles: Mapping[str, DeviceProfile],
 ) -> DeviceRecord:
     """Tell the scheduler what a device is: its planner profile, usable memory,
     parallel places, load speed, model precision and (for a cloud) its price.
 
-    Only keys in `values` change; a value of None removes the key. `profiles`
-    are the known planner profile ids and aliases.
+    Only keys in `values` change; a value of None removes the key. A profile is
+    looked up in `profiles` by id or alias, as `sparkplane plan` does.
     """
     unknown = sorted(set(values) - set(HARDWARE_KEYS))
     if unknown:
         raise BadRequest(f"unknown device setting(s): {', '.join(unknown)}", param=unknown[0])
-    known = {p.lower() for p in profiles}
     profile = values.get("profile")
-    if isinstance(profile, str) and profile.lower().replace("_", "-") not in known:
-        raise BadRequest(
-            f"unknown device profile {profile!r}; see `sparkplane plan --help`", param="profile"
-        )
+    if isinstance(profile, str):
+        try:
+            find_device(profiles, profile)
+        except PlannerError:
+            raise BadRequest(
+                f"unknown device profile {profile!r}; see `sparkplane plan --help`",
+                param="profile",
+            ) from None
     for key in ("memory_gib", "parallel", "load_gbs", "price_per_mtok"):
         value = values.get(key)
         if value is not None and (
