@@ -103,10 +103,6 @@ class LoadBook:
             found = self._demand[public] = Demand()
         return found
 
-    def residency(self, device: Device) -> Residency | None:
-        """What the engine last said it holds (None: it never said)."""
-        return self._residency.get(device.id)
-
     def slots_of(self, device: Device) -> list[Slot]:
         """Every model `device` can serve, resident or not, by name."""
         return sorted(device.state.slots.values(), key=lambda s: s.model)
@@ -117,18 +113,20 @@ class LoadBook:
         """Build the snapshot from the fleet's devices and catalog, keeping live figures."""
         devices = self._fleet.devices()
         self._devices = {d.name: d for d in devices}
-        alive = {d.id for d in devices}
-        self._slots = {k: s for k, s in self._slots.items() if k[0] in alive}
         routes: dict[str, list[Slot]] = {}
+        seen: set[tuple[str, str]] = set()
         for entry in sorted(self._fleet.catalog.entries(), key=lambda e: not e.alias):
             demand = self.demand(entry.name)
             for route in entry.routes:
                 slot = self._slot(route.device, route.model, demand)
+                seen.add((route.device.id, route.model))
                 routes.setdefault(entry.name, []).append(slot)
+        # A model a device no longer serves (or a device gone) leaves the snapshot.
+        self._slots = {k: s for k, s in self._slots.items() if k in seen}
         for device in devices:
             state = device.state
             self._describe(device, state)
-            keep = {m for (d, m) in self._slots if d == device.id}
+            keep = {m for (d, m) in seen if d == device.id}
             state.slots = {m: s for m, s in state.slots.items() if m in keep}
             self._apply_residency(device, state)
         self.snapshot = FleetSnapshot.build((d.state for d in devices), routes)
