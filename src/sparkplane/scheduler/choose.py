@@ -1,27 +1,35 @@
 """The scheduler's one decision: `choose(ask, snapshot, policy, tuning) -> Decision`.
 
 Pure: it reads a `FleetSnapshot` and returns plain data; it does no I/O, reads
-no clock (the ask carries `now`) and changes nothing. The live server and the
-simulator call this same function, so a policy that wins in simulation is the
-policy that runs.
+no clock (the ask carries `now`) and changes nothing. The live server, the
+ComfyUI job worker and the simulator call this same function, so a policy that
+wins in simulation is the policy that runs.
 
 For every device that can serve the model the policy allows, it plans the
 steps (evict idle models if memory is short, load the model if it is cold,
-run) and scores them by estimated completion time::
+run) and estimates them::
 
-    eta = queue wait + (cold ? wait for the device's load queue + load time : 0)
-          + service time (planner estimate x observed correction, this model here)
+    first token = wait for a free place + (cold ? load queue + load : 0) + prefill
+    completion  = work ahead / places + (cold ? load queue + load : 0) + service
+    cost        = completion + harm of the plan's evictions
 
-Evictions take the idle resident models that are cheapest to lose first: the
-expected cost of evicting one is how soon it will be needed (its request rate)
-times how long it takes to load again. A model with work in flight, one being
-loaded, or one loaded less than `tuning.min_resident_s` ago is never evicted
-(no thrash: the request waits or goes elsewhere).
+Service time is the planner's estimate times the correction observed for this
+model on this device. Evictions take the idle resident models that are
+cheapest to lose first (request rate x reload time); a model with work in
+flight, one being loaded, or one loaded less than `tuning.min_resident_s` ago
+is never evicted (no thrash: the request waits or goes elsewhere). An
+eviction's harm is the victim's reload plus one missed request, times the
+chance it is asked for again within `tuning.horizon_s`.
+
+Plans that meet the ask's objectives (first token, deadline) come first,
+cheapest first, then the late ones. Waiting for a full device that holds the
+model is weighed against loading it elsewhere (`_better_to_wait`): a refusal
+with `Refusal.NO_ROOM` tells the caller to queue and ask again.
 
 Cloud (off-premises) devices are candidates only where the policy allows them,
-and only when no local plan meets the ask's deadline (or there is no local
-plan at all); then they come first, the cheapest first, and local plans
-follow as fallbacks.
+and only when no local plan, nor waiting, meets the ask's objectives; then
+they come first, the cheapest first, and local plans follow as fallbacks.
+A route longer than `tuning.scan` is sampled from a rotating start.
 """
 
 from __future__ import annotations
