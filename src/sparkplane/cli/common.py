@@ -23,6 +23,7 @@ from sparkplane.security.audit import AuditLog
 from sparkplane.security.audit_events import AdminEvent
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.keys import redact
+from sparkplane.security.tenancy import TenantRecord
 
 T = TypeVar("T")
 
@@ -81,15 +82,25 @@ async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-async def audit_admin(engine: AsyncEngine, action: str, target: str, **details: Any) -> None:
-    """Append a change made from the command line to the audit log, and wait for it."""
+async def audit_admin(
+    engine: AsyncEngine,
+    action: str,
+    target: str,
+    *,
+    concerns: TenantRecord | None = None,
+    **details: Any,
+) -> None:
+    """Append a change made from the command line to the audit log, and wait for it:
+    in the chain of the tenant it `concerns`, when it concerns one."""
+    if concerns is not None:
+        details = {"tenant": concerns.name, **details}
     log = AuditLog(AuditStore(session_factory(engine)))
     await log.start()
     try:
         log.record(
             AdminEvent(
                 action=action,
-                tenant_id=None,
+                tenant_id=concerns.id if concerns is not None else None,
                 key_id=None,
                 target=target,
                 details={"via": "cli", "user": getpass.getuser(), **details},

@@ -7,7 +7,7 @@ their next health round), so it works whether or not a server is running.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -265,7 +265,7 @@ def hardware(
         "quant": quant,
         "price_per_mtok": price_per_mtok,
     }
-    values: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if not values:
         fail("give at least one of --profile, --memory-gib, --parallel, --load-gbs, --quant, "
              "--price-per-mtok")  # fmt: skip

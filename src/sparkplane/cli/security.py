@@ -6,7 +6,6 @@ changes within `auth_cache_s`.
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -15,10 +14,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.cli.common import (
     ConfigOption,
+    audit_admin,
     console,
     database,
     fail,
@@ -26,9 +25,6 @@ from sparkplane.cli.common import (
     settings_from,
 )
 from sparkplane.db.engine import session_factory
-from sparkplane.security.audit import AuditLog
-from sparkplane.security.audit_events import AdminEvent
-from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.bootstrap import DEFAULT_TENANT, first_admin
 from sparkplane.security.rbac import SCOPE_ROLES, Role, Scope, default_scope, valid_grant
 from sparkplane.security.store import KeyStore, TenantStore
@@ -69,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 sessions = session_factory(engine)
                 made = await first_admin(TenantStore(sessions), KeyStore(sessions), tenant)
                 if made is not None:
-                    await audit_tenant(engine, made[0], "auth.bootstrap", made[1].id)
+                    await audit_admin(engine, "auth.bootstrap", made[1].id, concerns=made[0])
                 return made
 
         made = run(go())
@@ -81,26 +77,6 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(tenants_app, name="tenants")
     app.add_typer(keys_app, name="keys")
-
-
-async def audit_tenant(
-    engine: AsyncEngine, tenant: TenantRecord, action: str, target: str, **details: Any
-) -> None:
-    """Audit a command-line change in the chain of the tenant it concerns, and wait for it."""
-    log = AuditLog(AuditStore(session_factory(engine)))
-    await log.start()
-    try:
-        log.record(
-            AdminEvent(
-                action=action,
-                tenant_id=tenant.id,
-                key_id=None,
-                target=target,
-                details={"via": "cli", "user": getpass.getuser(), "tenant": tenant.name, **details},
-            )
-        )
-    finally:
-        await log.stop()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -161,7 +137,7 @@ def tenants_create(
             tenant = await TenantStore(session_factory(engine)).create(
                 name, policy=parsed[0], limits=parsed[1], prices=parsed[2]
             )
-            await audit_tenant(engine, tenant, "tenants.create", name, **tenant.settings())
+            await audit_admin(engine, "tenants.create", name, concerns=tenant, **tenant.settings())
             return tenant
 
     tenant = run(go())
@@ -195,7 +171,7 @@ def tenants_update(
             }
             if disable is not None:
                 changed["disabled"] = disable
-            await audit_tenant(engine, tenant, "tenants.update", name, **changed)
+            await audit_admin(engine, "tenants.update", name, concerns=tenant, **changed)
             return tenant
 
     typer.echo(json.dumps(run(go()).public(), indent=2))
@@ -294,8 +270,8 @@ def keys_create(
             made = await KeyStore(sessions).create(
                 record, grant[1], scope=grant[0], name=name, expires_at=when, limits=key_limits
             )
-            await audit_tenant(
-                engine, record, "keys.create", made[0].id, scope=grant[0].value, role=role
+            await audit_admin(
+                engine, "keys.create", made[0].id, concerns=record, scope=grant[0].value, role=role
             )
             return made
 
@@ -365,7 +341,7 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
             sessions = session_factory(engine)
             record = await KeyStore(sessions).revoke(key_id)
             tenant = await TenantStore(sessions).get_by_id(record.tenant_id)
-            await audit_tenant(engine, tenant, "keys.revoke", key_id)
+            await audit_admin(engine, "keys.revoke", key_id, concerns=tenant)
             return record
 
     record = run(go())
@@ -383,7 +359,7 @@ def keys_rotate(key_id: str, config: ConfigOption = None) -> None:
             sessions = session_factory(engine)
             record, key = await KeyStore(sessions).rotate(key_id)
             tenant = await TenantStore(sessions).get_by_id(record.tenant_id)
-            await audit_tenant(engine, tenant, "keys.rotate", key_id)
+            await audit_admin(engine, "keys.rotate", key_id, concerns=tenant)
             return record, key, tenant
 
     record, key, tenant = run(go())
