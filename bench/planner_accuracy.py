@@ -5,10 +5,14 @@
 Reads ../shared/data/spark-measurements.csv (relative to the repository root)
 unless a path is given. Every row is predicted leave-one-source-out: by
 efficiency factors fitted on the rows of the *other* sources only, so a fit
-that learns its own rows cannot hide. Prints per row predicted vs measured
-decode tokens/s, weight bytes and prefill tokens/s, then median and worst
-absolute errors for decode, prefill and memory, overall, by device and by
-engine, and the in-sample figures beside them.
+that learns its own rows cannot hide. Each row is taken at the conditions its
+source states (src/sparkplane/planner/data/sources.toml: context, prompt,
+micro-batch); a source that states none as `sparkplane plan` predicts by
+default. Prints per row predicted vs measured decode tokens/s, weight bytes and
+prefill tokens/s (a "!" marks a prefill figure no compute share up to the
+device's peak can reproduce), then median and worst absolute errors for decode,
+prefill and memory, overall, by batch, device, engine and source, and the
+in-sample figures beside them.
 
 ``--fit`` refits the stored factors on every row (with each set's error bar
 from the leave-one-source-out residuals); ``--write`` stores them in
@@ -28,12 +32,16 @@ from sparkplane.planner.calibrate import (
     PREFILL_PROMPT,
     FitTable,
     Held,
+    Measurement,
+    compute_share,
+    factors_for,
     fit,
     leave_one_source_out,
     measurements,
     predict,
     with_spreads,
 )
+from sparkplane.planner.engines import kernel_family
 from sparkplane.planner.request import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +66,12 @@ def _stats(xs: Iterable[float]) -> str:
     return f"{statistics.median(xs):5.1f}% {max(xs):5.1f}% {len(xs):>4}"
 
 
+def _short(url: str) -> str:
+    """A source's address shortened to fit a table cell."""
+    text = url.removeprefix("https://").removeprefix("www.").removeprefix("github.com/")
+    return text[:40]
+
+
 def errors(held: list[Held]) -> dict[str, list[tuple[Held, float]]]:
     """Absolute % errors per quantity, each with its row."""
     out: dict[str, list[tuple[Held, float]]] = {"decode": [], "prefill": [], "memory": []}
@@ -80,9 +94,10 @@ def summary(held: list[Held], title: str) -> None:
         ("rows", lambda h: "batch 1" if h.row.batch == 1 else "batched"),
         ("device", lambda h: h.row.device.id),
         ("engine", lambda h: h.row.engine),
+        ("source", lambda h: _short(h.row.source)),
     ]
     print(f"\n{title}")
-    print(f"{'':<24} {'decode med  worst rows':>24} {'prefill med worst rows':>24}", end="")
+    print(f"{'':<48} {'decode med  worst rows':>24} {'prefill med worst rows':>24}", end="")
     print(f" {'memory med  worst rows':>24}")
     for name, by in groupings:
         labels = sorted({by(h) for h in held})
@@ -92,10 +107,10 @@ def summary(held: list[Held], title: str) -> None:
                 for q in ("decode", "prefill", "memory")
             ]
             head = label if name == "all rows" else f"{name} {label}"
-            print(f"{head:<24} " + " ".join(f"{c:>24}" for c in cells))
+            print(f"{head:<48} " + " ".join(f"{c:>24}" for c in cells))
 
 
-def in_sample(rows: list, table: FitTable) -> list[Held]:  # type: ignore[type-arg]
+def in_sample(rows: list[Measurement], table: FitTable) -> list[Held]:
     """Rows predicted by the fit that saw them (for comparison only)."""
     return [Held(r, *predict(r, table), ("", "")) for r in rows]
 
@@ -127,7 +142,12 @@ def write_table(table: FitTable, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def report(held: list[Held]) -> None:
+def beyond_physics(r: Measurement, table: FitTable) -> bool:
+    """A prefill figure no compute share up to 100% of the device's peak reproduces."""
+    return bool(r.prefill_tps) and compute_share(r, factors_for(r, table).bandwidth) is None
+
+
+def report(held: list[Held], table: FitTable) -> None:
     """Per-row leave-one-source-out predictions."""
     head = (
         f"{'row':<70}  {'decode pred':>11} {'meas':>7} {'err%':>6}  "
@@ -148,8 +168,9 @@ def report(held: list[Held]) -> None:
         else:
             cells.append(" " * 21)
         if r.prefill_tps:
+            mark = " !" if beyond_physics(r, table) else ""
             cells.append(
-                f"{h.prefill:12.0f} {r.prefill_tps:7.0f} {ape(h.prefill, r.prefill_tps):6.1f}"
+                f"{h.prefill:12.0f} {r.prefill_tps:7.0f} {ape(h.prefill, r.prefill_tps):6.1f}{mark}"
             )
         print("  ".join(cells).rstrip())
 
@@ -175,15 +196,23 @@ def main(argv: list[str] | None = None) -> int:
     context = args.prompt_tokens + args.output_tokens // 2
     rows = measurements(raw, context)
     held = leave_one_source_out(rows)
-    report(held)
-    print(
-        f"\n{len(rows)} rows from {len({r.source for r in rows})} sources; decode at "
-        f"{args.prompt_tokens} + {args.output_tokens}/2 = {context} tokens in the cache, "
-        f"prefill of {PREFILL_PROMPT} tokens"
-    )
-    summary(held, "leave-one-source-out (each source predicted by a fit on the others)")
     table = fit(rows)
+    report(held, table)
+    print(
+        f"\n{len(rows)} rows from {len({r.source for r in rows})} sources. Rows are taken at "
+        "their source's stated conditions; the others at "
+        f"{args.prompt_tokens} + {args.output_tokens}/2 = {context} tokens in the cache "
+        f"and a {PREFILL_PROMPT}-token prompt:"
+    )
+    stated = {(_short(r.source), r.conditions.how) for r in rows if r.conditions.how}
+    for src, how in sorted(stated):
+        print(f"  {src:<40} {how}")
+    summary(held, "leave-one-source-out (each source predicted by a fit on the others)")
     summary(in_sample(rows, table), "in-sample (fit on every row; for comparison)")
+    shares = sorted({(kernel_family(e), eff.compute) for (e, _), (eff, _) in table.items()})
+    print("\ncompute share of the tensor peak, per kernel family (in-sample fit):")
+    for family, share in shares:
+        print(f"  {family:<8} {share:.3f}")
     if args.fit:
         table = with_spreads(table, held)
         if args.write:

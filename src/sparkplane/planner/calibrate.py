@@ -20,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .catalog import load_catalog
+from .conditions import Conditions, compute_priors, conditions_for
 from .devices import DeviceProfile, builtin_profiles, find_device
-from .engines import Efficiency, parse_engine
+from .engines import Efficiency, kernel_family, parse_engine
 from .plan import prepare
 from .precision import parse_quant
+from .regress import robust_fit
 from .resolve import spec_from_numbers
 from .specs import ModelSpec
 from .speed import decode, prefill
@@ -33,7 +35,10 @@ FitTable = dict[Key, tuple[Efficiency, int]]
 # Harness names that are not engines: Jeff Geerling's ai-benchmarks harness
 # runs llama.cpp's llama-bench.
 ENGINE_ALIASES = {"geerling harness": "llama.cpp"}
-# Rows state no prompt; prefill is predicted for llama-bench's pp2048.
+# A source that states no prompt: its prefill rate is taken as a throughput
+# figure for a long prompt (llama-bench's pp2048). With plan's 512 the weight
+# reads of one pass would dominate, and the lmsys SGLang rows would need 88% of
+# the GB10's FP8 peak, more than any GEMM reaches; at 2048 they need 54%.
 PREFILL_PROMPT = 2048
 
 
@@ -47,11 +52,17 @@ class Measurement:
     engine: str
     batch: int
     model: ModelSpec
-    context: int  # tokens in the cache while decoding
+    conditions: Conditions  # context, prompt and batch the source measured at
     decode_tps: float | None
     prefill_tps: float | None
     memory_gb: float | None
     x: float = 0.0  # seconds per step at 100% bandwidth (weights + KV)
+    peak_compute_s: float = 0.0  # seconds of the step's math at 100% of the tensor peak
+
+    @property
+    def context(self) -> int:
+        """Tokens in each sequence's cache while decoding."""
+        return self.conditions.decode_context
 
     @property
     def fittable(self) -> bool:
@@ -68,8 +79,15 @@ def _num(text: str | None) -> float | None:
     return float(text) if text and text.strip() else None
 
 
-def measurements(rows: Iterable[Mapping[str, str]], context: int) -> list[Measurement]:
-    """Rows of ``spark-measurements.csv`` resolved to devices, engines and models."""
+def measurements(
+    rows: Iterable[Mapping[str, str]], context: int, prompt_tokens: int = PREFILL_PROMPT
+) -> list[Measurement]:
+    """Rows of ``spark-measurements.csv`` resolved to devices, engines and models.
+
+    Each row is taken at the conditions its source states
+    (:mod:`~sparkplane.planner.conditions`); a source that states none at
+    ``context`` tokens in the cache and a ``prompt_tokens`` prompt.
+    """
     profiles, catalog = builtin_profiles(), load_catalog()
     out: list[Measurement] = []
     for raw in rows:
@@ -85,20 +103,24 @@ def measurements(rows: Iterable[Mapping[str, str]], context: int) -> list[Measur
         device = find_device(profiles, raw["device"])
         model = prepare(spec, parse_quant(raw["quant"]), engine)
         batch = int(raw["batch"])
-        probe = decode(model, device, Efficiency(1.0, 0.0, 1e9, ""), context, batch, "fp16", engine)
+        source = raw.get("source", "").strip()
+        cond = conditions_for(source, raw["engine"], Conditions(context, prompt_tokens))
+        ctx = cond.decode_context
+        probe = decode(model, device, Efficiency(1.0, 0.0, 1.0, ""), ctx, batch, "fp16", engine)
         out.append(
             Measurement(
                 label=f"{device.id} {raw['model']} {raw['quant']} {raw['engine']} b{batch}",
-                source=raw.get("source", "").strip(),
+                source=source,
                 device=device,
                 engine=engine,
                 batch=batch,
                 model=model,
-                context=context,
+                conditions=cond,
                 decode_tps=_num(raw.get("decode_tps")),
                 prefill_tps=_num(raw.get("prefill_tps")),
                 memory_gb=_num(raw.get("memory_gb")),
                 x=probe.memory_ms / 1e3,
+                peak_compute_s=probe.compute_ms / 1e3,
             )
         )
     return out
@@ -109,42 +131,125 @@ def keys(m: Measurement) -> list[Key]:
     return [(m.engine, m.device.kind), (m.engine, "*"), ("*", m.device.kind), ("*", "*")]
 
 
-def _fit_decode(rows: list[Measurement], fixed_o: float | None) -> tuple[float, float]:
-    """Least squares on relative error of 1/decode = a * x + o * layers.
+def _fit_decode(
+    rows: list[Measurement], fixed_o: float | None, compute: Mapping[ComputeKey, float]
+) -> tuple[float, float]:
+    """Fit of 1/decode = a * x + o * layers + math, on relative error.
 
-    Batch-1 decode is bandwidth-bound, so the roofline's compute term does not
-    enter; ``a`` is 1 / bandwidth share, ``o`` the per-layer overhead (seconds).
+    ``a`` is 1 / bandwidth share, ``o`` the per-layer overhead (seconds); the
+    step's math (a percent or two at one sequence on a GPU, more on a Mac) is
+    known from the ``compute`` share of the row's kernel family.
     """
     eqs = []
     for r in rows:
         assert r.decode_tps
+        share = compute_for(r.engine, r.device.kind, compute) if compute else 1e12
+        math = r.peak_compute_s / share
         t = 1.0 / r.decode_tps
-        eqs.append((r.x / t, r.model.layers / t))
-    if fixed_o is None:
-        sxx = sum(p * p for p, _ in eqs)
-        sxy = sum(p * q for p, q in eqs)
-        syy = sum(q * q for _, q in eqs)
-        bx, by = sum(p for p, _ in eqs), sum(q for _, q in eqs)
-        det = sxx * syy - sxy * sxy
-        if det > 1e-9 * sxx * syy:
-            a, o = (bx * syy - by * sxy) / det, (sxx * by - sxy * bx) / det
-            if o >= 0 and a >= 1:
-                return a, o
-        fixed_o = 0.0
-    a = sum(p * (1.0 - q * fixed_o) for p, q in eqs) / sum(p * p for p, _ in eqs)
-    return max(a, 1.0), fixed_o
+        eqs.append((r.x / t, r.model.layers / t, math / t))
+    return robust_fit(eqs, fixed_o)
 
 
-def _compute_share(r: Measurement, bandwidth: float) -> float | None:
-    """The compute share that makes the row's prefill time come out as measured."""
+def _prefill(m: Measurement, eff: Efficiency) -> float:
+    """Prefill tokens/s of ``m`` at its source's conditions."""
+    c = m.conditions
+    return prefill(
+        m.model,
+        m.device,
+        eff,
+        c.prompt_tokens,
+        m.engine,
+        sequences=c.prefill_sequences,
+        chunk_tokens=c.chunk_tokens,
+    ).tokens_per_s
+
+
+def compute_share(r: Measurement, bandwidth: float) -> float | None:
+    """The compute share that makes the row's prefill time come out as measured.
+
+    ``None`` where no share can: the row has no prefill figure, or it is faster
+    than the weight reads alone allow, or it needs more than the device's peak
+    (a share above 1). Such a row breaks the physics, and is reported, not fitted.
+    """
     if not r.prefill_tps:
         return None
-    p = PREFILL_PROMPT
-    ideal = prefill(r.model, r.device, Efficiency(bandwidth, 0.0, 1.0, ""), p, r.engine)
-    read_only = prefill(r.model, r.device, Efficiency(bandwidth, 0.0, 1e12, ""), p, r.engine)
-    spare = p / r.prefill_tps - p / read_only.tokens_per_s
-    compute_s = p / ideal.tokens_per_s - p / read_only.tokens_per_s
-    return compute_s / spare if spare > 0 else None
+    ideal = 1.0 / _prefill(r, Efficiency(bandwidth, 0.0, 1.0, ""))
+    read_only = 1.0 / _prefill(r, Efficiency(bandwidth, 0.0, 1e12, ""))
+    measured = 1.0 / r.prefill_tps
+    # Reads and math add (speed._combine): the math took what the reads left.
+    spare = measured - read_only
+    share = (ideal - read_only) / spare if spare > 0 else None
+    return share if share is not None and share <= 1.0 else None
+
+
+def _bandwidth_fits(
+    decode_rows: Mapping[Key, list[Measurement]], compute: Mapping[ComputeKey, float]
+) -> dict[Key, tuple[float, float]]:
+    """(bandwidth share, per-layer overhead in seconds) per group with decode rows."""
+    bw: dict[Key, tuple[float, float]] = {}
+    # Pools first, so that a small group can borrow its parent's overhead.
+    for k in sorted(decode_rows, key=lambda k: (k[0] != "*", k[1] != "*", k)):
+        rs = decode_rows[k]
+        if not rs:
+            continue
+        fixed = None
+        if len(rs) < 3:
+            parent = (k[0], "*") if k[1] != "*" else ("*", "*")
+            fixed = bw[parent][1] if parent in bw else 0.0
+        a, o = _fit_decode(rs, fixed, compute)
+        bw[k] = (1 / a, o)
+    return bw
+
+
+ComputeKey = tuple[str, str]  # (kernel family, device kind); "*" pools
+
+
+def compute_keys(engine: str, device_kind: str) -> list[ComputeKey]:
+    """The compute shares that serve ``engine`` on a ``device_kind`` device, most specific first.
+
+    The share belongs to the kernels and the units they run on, not to the
+    memory: NVIDIA's discrete and unified GPUs share tensor cores (one share);
+    an Apple GPU runs the math on its ALUs (a share of its own).
+    """
+    family = kernel_family(engine)
+    units = [(family, "apple")] if device_kind == "apple" else []
+    return [*units, (family, "*"), ("*", "*")]
+
+
+def compute_fits(
+    rows: Sequence[Measurement], bw: Mapping[Key, tuple[float, float]] | None = None
+) -> dict[ComputeKey, float]:
+    """Compute share per kernel family and device kind, median over prefill rows.
+
+    Few numbers: the device's tensor peak at the precision used carries the
+    rest. Each row's weight reads use its own group's bandwidth share (from
+    ``bw``, else a fit of the rows). A (family, kind) without prefill rows takes
+    its prior (:func:`~sparkplane.planner.conditions.compute_priors`) if one is
+    stored, else its family's pool.
+    """
+    if bw is None:
+        bw = _bandwidth_fits(_decode_groups(rows), {})
+    found: dict[ComputeKey, list[float]] = {}
+    for r in rows:
+        share = next((bw[j][0] for j in keys(r) if j in bw), 0.7)
+        if (c := compute_share(r, share)) is not None:
+            for k in compute_keys(r.engine, r.device.kind):
+                found.setdefault(k, []).append(c)
+    fitted = {k: statistics.median(cs) for k, cs in found.items()}
+    return {**compute_priors(), **fitted}
+
+
+def compute_for(engine: str, device_kind: str, shares: Mapping[ComputeKey, float]) -> float:
+    """The share of ``shares`` that serves ``engine`` on ``device_kind`` (0.2 if none)."""
+    return next((shares[k] for k in compute_keys(engine, device_kind) if k in shares), 0.2)
+
+
+def _decode_groups(rows: Sequence[Measurement]) -> dict[Key, list[Measurement]]:
+    groups: dict[Key, list[Measurement]] = {}
+    for r in rows:
+        for k in keys(r):
+            groups.setdefault(k, []).append(r)
+    return {k: [r for r in rs if r.fittable] for k, rs in groups.items()}
 
 
 def fit(rows: Sequence[Measurement]) -> FitTable:
@@ -155,36 +260,27 @@ def fit(rows: Sequence[Measurement]) -> FitTable:
     borrows the overhead of its parent pool). Compute: the median over the
     group's prefill rows of the share that reproduces the measured prefill time.
     """
-    groups: dict[Key, list[Measurement]] = {}
-    for r in rows:
-        for k in keys(r):
-            groups.setdefault(k, []).append(r)
-    decode_rows = {k: [r for r in rs if r.fittable] for k, rs in groups.items()}
-    bw: dict[Key, tuple[float, float]] = {}
-    # Pools first, so that a small group can borrow its parent's overhead.
-    for k in sorted(groups, key=lambda k: (k[0] != "*", k[1] != "*", k)):
-        rs = decode_rows[k]
-        if not rs:
-            continue
-        fixed = None
-        if len(rs) < 3:
-            parent = (k[0], "*") if k[1] != "*" else ("*", "*")
-            fixed = bw[parent][1] if parent in bw else 0.0
-        a, o = _fit_decode(rs, fixed)
-        bw[k] = (1 / a, o)
-    compute: dict[Key, float] = {}
-    for k, rs in groups.items():
-        share = next((bw[j][0] for j in keys(rs[0]) if j in bw), 0.7)
-        found = [c for r in rs if (c := _compute_share(r, share)) is not None]
-        if found:
-            compute[k] = statistics.median(found)
+    decode_rows = _decode_groups(rows)
+    # Bandwidth needs the math taken off, the compute share needs the reads:
+    # a first bandwidth fit without math, the compute shares, then the final fit.
+    bw = _bandwidth_fits(decode_rows, {})
+    compute = compute_fits(rows, bw)
+    bw = _bandwidth_fits(decode_rows, compute)
     out: FitTable = {}
     for k, (e_bw, o) in bw.items():
-        chain = [k, (k[0], "*"), ("*", k[1]), ("*", "*")]
-        c = next((compute[j] for j in chain if j in compute), 0.2)
+        c = compute_for(k[0], k[1], compute)
         sources = tuple(sorted({r.source for r in decode_rows[k]}))
         eff = Efficiency(round(e_bw, 4), round(o * 1e6, 2), round(c, 4), "", sources=sources)
         out[k] = (eff, len(decode_rows[k]))
+    # An engine on a kind of device without decode rows borrows the bandwidth
+    # factors of its pool, but its math runs at that kind's compute share
+    # (an Apple GPU's ALUs are not a CUDA GPU's tensor cores).
+    kinds = {r.device.kind for r in rows} | {kind for _, kind in compute if kind != "*"}
+    for engine in {e for e, _ in out if e != "*"}:
+        for kind in kinds - {k for e, k in out if e == engine}:
+            base = next(out[j][0] for j in ((engine, "*"), ("*", kind), ("*", "*")) if j in out)
+            c = round(compute_for(engine, kind, compute), 4)
+            out[(engine, kind)] = (replace(base, compute=c), 0)
     return out
 
 
@@ -197,8 +293,7 @@ def predict(m: Measurement, table: FitTable) -> tuple[float, float]:
     """(decode tokens/s of all sequences, prefill tokens/s) for ``m``."""
     eff = factors_for(m, table)
     dec = decode(m.model, m.device, eff, m.context, m.batch, "fp16", m.engine)
-    pre = prefill(m.model, m.device, eff, PREFILL_PROMPT, m.engine)
-    return dec.total_tokens_per_s, pre.tokens_per_s
+    return dec.total_tokens_per_s, _prefill(m, eff)
 
 
 @dataclass(frozen=True)

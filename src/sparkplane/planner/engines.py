@@ -43,6 +43,19 @@ ENGINE_PROFILES: dict[str, EngineProfile] = {
 }
 
 
+def kernel_family(engine: str) -> str:
+    """The matmul kernels ``engine`` runs, which set its prefill efficiency.
+
+    Ollama runs llama.cpp's ggml kernels; vLLM, SGLang and TRT-LLM run the CUDA
+    libraries' (cuBLAS, CUTLASS, FlashInfer, Marlin). One compute share is fitted
+    per family, so an engine without prefill rows borrows its family's.
+    """
+    profile = ENGINE_PROFILES.get(engine)
+    if profile is None:
+        return engine
+    return "ggml" if profile.gguf else "cuda"
+
+
 def parse_engine(text: str) -> str:
     """The canonical engine name for ``text`` (``llama.cpp b6918`` -> ``llama.cpp``)."""
     low = text.strip().lower()
@@ -102,7 +115,12 @@ def _table() -> dict[tuple[str, str], Efficiency]:
     out: dict[tuple[str, str], Efficiency] = {}
     for f in doc.get("factor", ()):
         key = (str(f["engine"]), str(f["device_kind"]))
-        basis = f"fitted: {key[0]} on {key[1]} ({int(f.get('rows', 0))} rows)"
+        rows = int(f.get("rows", 0))
+        basis = (
+            f"fitted: {key[0]} on {key[1]} ({rows} rows)"
+            if rows
+            else f"pooled: {key[0]} on {key[1]} (no rows of its own; its kind's compute share)"
+        )
         out[key] = Efficiency(
             float(f["bandwidth"]),
             float(f["layer_overhead_us"]),
