@@ -15,7 +15,7 @@ from sparkplane.planner import (
     prepare,
     profiles_with,
 )
-from sparkplane.planner.speed import expert_fraction, weight_bytes_per_step
+from sparkplane.planner.speed import active_params, expert_fraction, weight_bytes_per_step
 
 SPARK = builtin_profiles()["dgx-spark"]
 EFF = Efficiency(0.8, 0.0, 0.5, "test")
@@ -92,3 +92,54 @@ def test_prefill_is_compute_bound_and_faster_at_lower_precision() -> None:
     assert (a.compute_precision, b.compute_precision) == ("bf16", "fp8")
     assert b.tokens_per_s > 1.7 * a.tokens_per_s
     assert a.tokens_per_s > 50 * decode(bf16, h100, EFF, 4096, 1, "fp16").tokens_per_s
+
+
+def test_batch_eight_decodes_more_in_total_than_batch_one() -> None:
+    # Weights are read once per step for the whole batch; each sequence adds its
+    # KV cache and its math, so the total grows and each sequence slows down.
+    spec = _spec("qwen2.5-7b", "q8_0")
+    one = decode(spec, SPARK, EFF, 528, 1, "fp16", "llama.cpp")
+    eight = decode(spec, SPARK, EFF, 528, 8, "fp16", "llama.cpp")
+    assert eight.weight_bytes_per_step == one.weight_bytes_per_step
+    assert eight.kv_bytes_per_step == 8 * one.kv_bytes_per_step
+    assert 4 * one.total_tokens_per_s < eight.total_tokens_per_s < 8 * one.total_tokens_per_s
+    assert eight.tokens_per_s < one.tokens_per_s
+
+
+def test_a_large_batch_is_bound_by_compute() -> None:
+    spec = _spec("llama-3.1-8b", "fp8", "vllm")
+    h100 = builtin_profiles()["h100-80gb"]
+    one = decode(spec, h100, EFF, 0, 1, "fp16", "vllm")
+    big = decode(spec, h100, EFF, 0, 4096, "fp16", "vllm")
+    assert one.memory_ms > 10 * one.compute_ms
+    assert big.compute_ms > 10 * big.memory_ms
+    # The total approaches, and never passes, the tensor peak's share / FLOPs per token.
+    _, tflops = h100.compute("fp8")
+    ceiling = tflops * 1e12 * EFF.compute / (big.flops_per_step / 4096)
+    assert 0.9 * ceiling < big.total_tokens_per_s < ceiling
+
+
+def test_prefill_scales_with_active_parameters() -> None:
+    h100 = builtin_profiles()["h100-80gb"]
+    small = _spec("llama-3.1-8b", "fp8", "vllm")
+    large = _spec("llama-3.1-70b", "fp8", "vllm")
+    moe = _spec("gpt-oss-120b", None, "vllm")
+    rate = {
+        name: prefill(s, h100, EFF, 4096, "vllm").tokens_per_s
+        for name, s in (("8b", small), ("70b", large), ("moe", moe))
+    }
+    ratio = active_params(large) / active_params(small)
+    assert rate["8b"] / rate["70b"] == pytest.approx(ratio, rel=0.15)
+    # An MoE prefills at the pace of its active parameters, not its total.
+    assert rate["moe"] > 4 * rate["70b"]
+
+
+def test_prefill_rereads_the_weights_once_per_forward_pass() -> None:
+    moe = _spec("gpt-oss-120b", "mxfp4", "llama.cpp")
+    one = prefill(moe, SPARK, EFF, 2048, "llama.cpp", chunk_tokens=2048)
+    four = prefill(moe, SPARK, EFF, 2048, "llama.cpp", chunk_tokens=512)
+    assert four.tokens_per_s < 0.8 * one.tokens_per_s
+    # Many short prompts share a pass: 32 prompts of 512 beat one of 512.
+    alone = prefill(moe, SPARK, EFF, 512, "llama.cpp", chunk_tokens=2048)
+    shared = prefill(moe, SPARK, EFF, 512, "llama.cpp", sequences=32, chunk_tokens=2048)
+    assert shared.tokens_per_s > 1.5 * alone.tokens_per_s
