@@ -20,6 +20,7 @@ from sparkplane.security.limits import LocalLimiter
 from sparkplane.security.store import TenantStore
 from sparkplane.security.tenancy import Limits, Prices
 from sparkplane.usage.meter import Meter
+from sparkplane.usage.store import UsageStore
 from sparkplane.usage.records import UsageRecord
 from sparkplane.usage.report import month_report
 from tests.support.limiter_contract import START, FakeClock, caller
@@ -67,6 +68,39 @@ async def test_meter_writes_in_batches_in_the_background(
     assert [r.tokens_in for r in written] == list(range(25))
     assert written[0].energy_wh == pytest.approx(120.0)  # 30 min at 240 W
     assert written[0].at == NOV
+
+
+async def test_flush_waits_for_the_batch_the_writer_has_in_flight(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report read right after flush() must count every request recorded before it,
+    # even one the background writer had already taken off the queue.
+    gate = asyncio.Event()
+    insert = UsageStore.insert_many
+
+    async def slow(self: UsageStore, batch: list[dict[str, Any]]) -> None:
+        await gate.wait()
+        await insert(self, batch)
+
+    monkeypatch.setattr(UsageStore, "insert_many", slow)
+    meter = Meter(sessions, POWER.get, interval_s=0.01, batch=1)
+    meter.start()
+    try:
+        meter.record(use("t1", "m", "spark"))
+        for _ in range(250):  # until the writer holds the record
+            if meter.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert meter.pending == 0 and meter.written == 0
+        flushed = asyncio.create_task(meter.flush())
+        await asyncio.sleep(0.05)
+        assert not flushed.done()  # still waiting for the insert in flight
+        gate.set()
+        await flushed
+        assert len(await rows(sessions)) == 1
+    finally:
+        gate.set()
+        await meter.stop()
 
 
 async def test_energy_uses_the_device_figure_or_what_the_record_says(

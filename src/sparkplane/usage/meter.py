@@ -113,6 +113,10 @@ class Meter:
 
     async def flush(self) -> None:
         """Write every queued record now (stops at the first database failure)."""
+        # The writer takes a batch off the queue before inserting it: wait for one
+        # in flight, or a record recorded before this call could be unwritten yet.
+        async with self._lock:
+            pass
         while self._pending:
             if not await self._write_batch():
                 return
