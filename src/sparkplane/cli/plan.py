@@ -142,7 +142,7 @@ def _breakdown(p: Plan, console: Console) -> None:
             console.print(f"  {item.label:<34} {_gb(item.bytes):>7} GB  {item.detail}")
     timed = [d for d in p.devices if d.decode is not None]
     if timed:
-        console.print("[bold]Decode step[/bold] = max(memory, compute) + per-layer overhead")
+        console.print("[bold]Decode step[/bold] = memory + compute + per-layer overhead")
     for d in timed:
         dec, e = d.decode, d.efficiency
         assert dec is not None

@@ -344,15 +344,19 @@ def with_spreads(table: FitTable, held: Sequence[Held]) -> FitTable:
     """``table`` with each set's spread from the held-out residuals of its rows.
 
     A set whose rows are too few for percentiles takes the spread of its pool.
+    Prefill rows no compute share up to the device's peak reproduces are left
+    out of the prefill spread (they are reported, see :func:`compute_share`).
     """
     dec: dict[Key, list[float]] = {}
     pre: dict[Key, list[float]] = {}
     for h in held:
         r = h.row
+        # A prefill figure beyond the device's peak says nothing of the spread.
+        physical = keys(r) if compute_share(r, factors_for(r, table).bandwidth) else []
         for k in keys(r):
             if r.decode_tps and r.batch == 1:
                 dec.setdefault(k, []).append(r.decode_tps / h.decode)
-            if r.prefill_tps:
+            if r.prefill_tps and k in physical:
                 pre.setdefault(k, []).append(r.prefill_tps / h.prefill)
 
     def pick(k: Key, found: dict[Key, list[float]]) -> tuple[float, float]:

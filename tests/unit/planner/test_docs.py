@@ -31,7 +31,9 @@ def test_worked_example_numbers(quant: str) -> None:
 
 def test_factor_table_matches_the_fitted_file() -> None:
     for (engine, kind), e in fitted_factors().items():
-        if engine == "*" or kind == "*":
+        # Pools and sets without rows of their own (an engine on a kind it has
+        # no measurements on) are described in the text, not the table.
+        if engine == "*" or kind == "*" or e.basis.startswith("pooled"):
             continue
         row = f"| {engine} | {kind}"
         line = next(x for x in DOC.splitlines() if x.startswith(row))
