@@ -22,7 +22,7 @@ from sparkplane.backends.http import new_session
 from sparkplane.backends.registry import KINDS, make_backend
 from sparkplane.config import Settings
 from sparkplane.db import migrate
-from sparkplane.db.engine import create_engine, session_factory
+from sparkplane.db.engine import close_engine, create_engine, session_factory
 from sparkplane.fleet.breaker import CircuitBreaker
 from sparkplane.fleet.device import DeviceRecord
 from sparkplane.fleet.health import HealthMonitor
@@ -278,4 +278,4 @@ async def stop(runtime: Runtime) -> None:
     await runtime.limiter.close()
     await runtime.audit.stop()
     await runtime.http.close()
-    await runtime.engine.dispose()
+    await close_engine(runtime.engine)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -39,6 +41,38 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+async def close_engine(engine: AsyncEngine, wait_s: float = 5.0) -> None:
+    """Close the engine's connections once the work using them has ended.
+
+    `dispose()` closes only the connections in the pool: one still in use (a
+    shielded write finishing after its task was cancelled, a key lookup shared
+    by requests that left) goes back to the discarded pool when its work ends
+    and is never closed; aiosqlite then leaks a thread until the garbage
+    collector finds it. So wait up to `wait_s` for them to come back first.
+    """
+    pool = engine.sync_engine.pool
+    checkedout = getattr(pool, "checkedout", None)
+    if checkedout is not None and checkedout() > 0:
+        returned = asyncio.Event()
+
+        def listener(*_: object) -> None:
+            returned.set()
+
+        event.listen(pool, "checkin", listener)
+        try:
+            async with asyncio.timeout(wait_s):
+                while checkedout() > 0:
+                    returned.clear()
+                    await returned.wait()
+        except TimeoutError:
+            structlog.get_logger("sparkplane.db").warning(
+                "connections_in_use", action="db.close", connections=checkedout()
+            )
+        finally:
+            event.remove(pool, "checkin", listener)
+    await engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
