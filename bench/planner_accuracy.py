@@ -138,6 +138,7 @@ def write_table(table: FitTable, path: Path) -> None:
             f"prefill_spread = [{e.prefill_spread[0]}, {e.prefill_spread[1]}]",
             f"rows = {n}",
             f"sources = [{sources}]",
+            *([f'prior = "{e.sources[0]}"'] if e.basis.startswith("prior") else []),
         ]
     path.write_text("\n".join(lines) + "\n")
 

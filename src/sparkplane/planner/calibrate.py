@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .catalog import load_catalog
-from .conditions import Conditions, compute_priors, conditions_for
+from .conditions import Conditions, compute_priors, conditions_for, decode_priors
 from .devices import DeviceProfile, builtin_profiles, find_device
 from .engines import Efficiency, kernel_family, parse_engine
 from .plan import prepare
@@ -255,10 +255,12 @@ def _decode_groups(rows: Sequence[Measurement]) -> dict[Key, list[Measurement]]:
 def fit(rows: Sequence[Measurement]) -> FitTable:
     """Efficiency factors per engine and device kind, with pooled fallbacks.
 
-    Decode: least squares of relative error over the fittable rows of each group
+    Decode: least absolute relative error over the fittable rows of each group
     for the bandwidth share and the per-layer overhead (a group under three rows
-    borrows the overhead of its parent pool). Compute: the median over the
-    group's prefill rows of the share that reproduces the measured prefill time.
+    borrows the overhead of its parent pool). Compute: :func:`compute_fits`. A
+    group without decode rows takes a stored prior for its kernel family and
+    kind (:func:`~sparkplane.planner.conditions.decode_priors`) if there is one,
+    else its pool's bandwidth factors with its kind's compute share.
     """
     decode_rows = _decode_groups(rows)
     # Bandwidth needs the math taken off, the compute share needs the reads:
@@ -272,14 +274,20 @@ def fit(rows: Sequence[Measurement]) -> FitTable:
         sources = tuple(sorted({r.source for r in decode_rows[k]}))
         eff = Efficiency(round(e_bw, 4), round(o * 1e6, 2), round(c, 4), "", sources=sources)
         out[k] = (eff, len(decode_rows[k]))
-    # An engine on a kind of device without decode rows borrows the bandwidth
-    # factors of its pool, but its math runs at that kind's compute share
-    # (an Apple GPU's ALUs are not a CUDA GPU's tensor cores).
+    priors = decode_priors()
     kinds = {r.device.kind for r in rows} | {kind for _, kind in compute if kind != "*"}
     for engine in {e for e, _ in out if e != "*"}:
         for kind in kinds - {k for e, k in out if e == engine}:
-            base = next(out[j][0] for j in ((engine, "*"), ("*", kind), ("*", "*")) if j in out)
             c = round(compute_for(engine, kind, compute), 4)
+            prior = priors.get((kernel_family(engine), kind))
+            if prior is not None:
+                basis = f"prior: {prior.url}"
+                eff = Efficiency(prior.bandwidth, prior.layer_overhead_us, c, basis)
+                out[(engine, kind)] = (replace(eff, sources=(prior.url,)), 0)
+                continue
+            # Borrowed: the pool's bandwidth factors, but the math at this kind's
+            # compute share (an Apple GPU's ALUs are not a CUDA GPU's tensor cores).
+            base = next(out[j][0] for j in ((engine, "*"), ("*", kind), ("*", "*")) if j in out)
             out[(engine, kind)] = (replace(base, compute=c), 0)
     return out
 

@@ -78,6 +78,27 @@ def compute_priors() -> dict[tuple[str, str], float]:
     return {
         (str(p["family"]), str(p["device_kind"])): float(p["compute"])
         for p in _doc().get("prior", ())
+        if "compute" in p
+    }
+
+
+@dataclass(frozen=True)
+class DecodePrior:
+    """Decode factors for a kernel family on a kind of device, from one public source."""
+
+    bandwidth: float
+    layer_overhead_us: float
+    url: str
+
+
+def decode_priors() -> dict[tuple[str, str], DecodePrior]:
+    """Decode factors by (kernel family, device kind) where no row measures decode there."""
+    return {
+        (str(p["family"]), str(p["device_kind"])): DecodePrior(
+            float(p["bandwidth"]), float(p["layer_overhead_us"]), str(p["url"])
+        )
+        for p in _doc().get("prior", ())
+        if "bandwidth" in p
     }
 
 

@@ -116,11 +116,12 @@ def _table() -> dict[tuple[str, str], Efficiency]:
     for f in doc.get("factor", ()):
         key = (str(f["engine"]), str(f["device_kind"]))
         rows = int(f.get("rows", 0))
-        basis = (
-            f"fitted: {key[0]} on {key[1]} ({rows} rows)"
-            if rows
-            else f"pooled: {key[0]} on {key[1]} (no rows of its own; its kind's compute share)"
-        )
+        if rows:
+            basis = f"fitted: {key[0]} on {key[1]} ({rows} rows)"
+        elif "prior" in f:
+            basis = f"prior: {key[0]} on {key[1]} (from {f['prior']})"
+        else:
+            basis = f"pooled: {key[0]} on {key[1]} (no rows of its own; its kind's compute share)"
         out[key] = Efficiency(
             float(f["bandwidth"]),
             float(f["layer_overhead_us"]),

@@ -20,7 +20,7 @@ from sparkplane.planner.calibrate import (
     predict,
     with_spreads,
 )
-from sparkplane.planner.conditions import compute_priors
+from sparkplane.planner.conditions import compute_priors, decode_priors
 from sparkplane.planner.request import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
 _NAME = "shared/data/spark-measurements.csv"
@@ -178,3 +178,23 @@ def test_one_compute_share_per_kernel_family(rows: list[Measurement]) -> None:
     shares = compute_fits(rows)
     assert shares[("ggml", "apple")] == compute_priors()[("ggml", "apple")]
     assert table[("llama.cpp", "apple")][0].compute == pytest.approx(shares[("ggml", "apple")])
+
+
+def test_a_mac_held_out_with_its_only_source_is_predicted_from_the_metal_prior(
+    rows: list[Measurement],
+) -> None:
+    # Jeff Geerling's harness is the only source with a Mac; without it the
+    # Mac's factors come from the stored prior (llama.cpp PR 10238, an M2
+    # Ultra), not from CUDA rows.
+    source = "https://github.com/geerlingguy/ai-benchmarks"
+    table = fit([r for r in rows if r.source != source])
+    eff, n = table[("llama.cpp", "apple")]
+    prior = decode_priors()[("ggml", "apple")]
+    assert n == 0
+    assert (eff.bandwidth, eff.layer_overhead_us) == (prior.bandwidth, prior.layer_overhead_us)
+    assert eff.basis.startswith("prior")
+    macs = [r for r in rows if r.device.kind == "apple"]
+    errors = [_err(predict(r, table)[0], r.decode_tps or 1) for r in macs]
+    assert statistics.median(errors) < 0.15
+    # With the Mac rows in the fit, the fit wins over the prior.
+    assert fit(rows)[("llama.cpp", "apple")][1] == len(macs)

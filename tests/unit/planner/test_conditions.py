@@ -7,6 +7,7 @@ from sparkplane.planner.conditions import (
     SourceConditions,
     compute_priors,
     conditions_for,
+    decode_priors,
     source_conditions,
 )
 
@@ -41,3 +42,12 @@ def test_priors_are_shares_of_a_peak() -> None:
     priors = compute_priors()
     assert ("ggml", "apple") in priors
     assert all(0.0 < share <= 1.0 for share in priors.values())
+
+
+def test_decode_priors_name_their_source() -> None:
+    priors = decode_priors()
+    assert ("ggml", "apple") in priors
+    for p in priors.values():
+        assert 0.0 < p.bandwidth <= 1.0
+        assert p.layer_overhead_us >= 0.0
+        assert p.url.startswith("https://")
