@@ -1,16 +1,20 @@
 """Fit the efficiency factors on published measurements, and test the fit honestly.
 
-Physics first: decode time is bytes read / bandwidth plus a fixed cost per
-layer, prefill time FLOPs / tensor peak plus weight reads. Fitted second: per
-engine and device kind, a bandwidth share, a per-layer overhead and a compute
-share (three numbers), with pools ("*") for engines or kinds without rows.
+Physics first: decode time is bytes read / bandwidth plus the math plus a
+fixed cost per layer, prefill time FLOPs / tensor peak plus one weight read per
+forward pass, each row at the conditions its source states
+(:mod:`~sparkplane.planner.conditions`). Fitted second: per engine and device
+kind a bandwidth share and a per-layer overhead, per kernel family a compute
+share, with pools ("*") for engines or kinds without rows and cited priors for
+devices no row covers.
 
 The test of a fit is :func:`leave_one_source_out`: every source (a blog post,
 a benchmark file) is predicted by factors fitted on the other sources only, so
 a fit that merely learns its rows shows up as error. The same residuals give
 each factor set its spread (the error bar ``plan`` prints).
 
-Pure: rows come in as dicts (a CSV's rows), nothing is read here.
+Pure: rows come in as dicts (a CSV's rows); the only file read is the
+planner's own ``data/sources.toml``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Inference engines: their memory overheads and their fitted efficiency factors.
 
 Efficiency factors (``data/efficiency.toml``) are fitted on published
-measurements by ``bench/planner_accuracy.py --fit``, one set per engine and
-device kind, never per model; see docs/planner.md. Lookups fall back from
-(engine, device kind) to (engine, any kind) to (any engine, kind) to the pooled
-fit over all rows.
+measurements by ``bench/planner_accuracy.py --fit``: bandwidth share and
+per-layer overhead per engine and device kind, compute share per kernel family
+(:func:`kernel_family`), never per model; see docs/planner.md. A set with no
+rows of its own is a stored prior (``data/sources.toml``) or its pool's factors.
+Lookups fall back from (engine, device kind) to (engine, any kind) to (any
+engine, kind) to the pooled fit over all rows.
 """
 
 from __future__ import annotations
