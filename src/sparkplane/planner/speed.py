@@ -13,9 +13,8 @@ one sequence's KV cache. F(C) is 2 x active parameters plus attention over the
 context. Memory and compute add (see :func:`_combine`): at one sequence the
 step is the weight read, at many the math. Prefill of P tokens takes
 ``P x F / (TFLOPS x e_compute)`` plus one read of the weights per forward pass
-of the engine's micro-batch. The ``e_*`` and
-``t_layer`` factors are fitted per engine and device kind
-(:mod:`sparkplane.planner.engines`).
+of the engine's micro-batch. ``e_bw`` and ``t_layer`` are fitted per engine
+and device kind, ``e_compute`` per kernel family (:mod:`sparkplane.planner.engines`).
 """
 
 from __future__ import annotations
