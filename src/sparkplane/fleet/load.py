@@ -35,6 +35,7 @@ from sparkplane.fleet.snapshot import (
     evict,
     observe,
     release,
+    seen_resident,
 )
 from sparkplane.planner import DeviceProfile, find_device, load_model, plan
 from sparkplane.planner.errors import PlannerError
@@ -214,9 +215,7 @@ class LoadBook:
             if seen is None and slot.resident:
                 evict(slot)
             elif seen is not None:
-                if not slot.resident:
-                    slot.resident = True
-                    slot.loaded_at = self._clock()
+                seen_resident(slot, self._clock())
                 if seen.bytes:
                     slot.bytes = seen.bytes
         if report.total_bytes and not _positive(device.record.extra.get("memory_gib")):

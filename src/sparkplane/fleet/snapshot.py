@@ -17,6 +17,7 @@ the same types.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class Slot:
     prefill_tps: float | None = None  # planner: prompt tokens per second
     decode_tps: float | None = None  # planner: output tokens per second, one sequence
     image_s: float | None = None  # planner: seconds per image (diffusion)
+    image_bytes: int = 0  # planner: memory each image past the first adds to a batch
     demand: Demand = field(default_factory=Demand)
     inflight: int = 0
     pace_s: float | None = None  # observed seconds per request (no planner figures)
@@ -88,6 +90,8 @@ class Slot:
     loading: bool = False
     loaded_at: float = -math.inf
     last_used: float = -math.inf
+    # The snapshot's holder lists of the routes this slot is on (see FleetSnapshot).
+    held_in: list[list[Slot]] = field(default_factory=list, repr=False)
 
     def planned_s(self, prompt_tokens: int, output_tokens: int, images: int) -> float | None:
         """The planner's seconds for one request here, before correction (None: no figures)."""
@@ -100,6 +104,13 @@ class Slot:
         if prompt_tokens and self.prefill_tps:
             seconds += prompt_tokens / self.prefill_tps
         return seconds
+
+    def batch_cap(self, free_bytes: int) -> int:
+        """The most images one batch can hold here with `free_bytes` left once the
+        model is resident (its own bytes count one image's activations)."""
+        if self.image_bytes <= 0 or self.device.memory_bytes <= 0:
+            return 1 << 30
+        return 1 + max(free_bytes, 0) // self.image_bytes
 
     def prefill_s(self, prompt_tokens: int) -> float:
         """The planner's seconds to the first token once the request runs (its prefill)."""
@@ -185,16 +196,28 @@ class FleetSnapshot:
 
     devices: dict[str, DeviceState] = field(default_factory=dict)
     routes: dict[str, tuple[Slot, ...]] = field(default_factory=dict)
+    # Per route, the slots that hold the model (resident or being loaded), fastest
+    # planned first: a large fleet samples these instead of scanning every slot.
+    # Kept by the accounting functions below.
+    holders: dict[str, list[Slot]] = field(default_factory=dict)
 
     @classmethod
     def build(
         cls, devices: Iterable[DeviceState], routes: Mapping[str, Iterable[Slot]]
     ) -> FleetSnapshot:
         """A snapshot of `devices`, with each route sorted fastest planned first."""
-        return cls(
-            {d.name: d for d in devices},
-            {name: tuple(sorted(slots, key=_static_order)) for name, slots in routes.items()},
-        )
+        sorted_routes = {
+            name: tuple(sorted(slots, key=_static_order)) for name, slots in routes.items()
+        }
+        for slots in sorted_routes.values():
+            for slot in slots:
+                slot.held_in = []
+        holders: dict[str, list[Slot]] = {}
+        for name, slots in sorted_routes.items():
+            held = holders[name] = [s for s in slots if s.resident or s.loading]
+            for slot in slots:
+                slot.held_in.append(held)
+        return cls({d.name: d for d in devices}, sorted_routes, holders)
 
 
 def _static_order(slot: Slot) -> tuple[float, float, str]:
@@ -236,6 +259,7 @@ def observe(slot: Slot, elapsed_s: float, planned_s: float | None) -> None:
 def begin_load(slot: Slot, now: float) -> None:
     """A load of `slot` starts: its memory is reserved, the device's load queue busy."""
     slot.loading = True
+    _hold(slot)
     device = slot.device
     device.reserved_bytes += slot.bytes
     device.busy_until = max(device.busy_until, now) + slot.load_s
@@ -253,12 +277,37 @@ def end_load(slot: Slot, now: float, ok: bool, bytes_seen: int | None = None) ->
         slot.loaded_at = now
         if bytes_seen:
             slot.bytes = bytes_seen
+    elif not slot.resident:
+        _unhold(slot)
+
+
+def seen_resident(slot: Slot, now: float) -> None:
+    """The engine holds `slot`'s model though we did not load it (it did, or
+    another process did)."""
+    if not slot.resident:
+        slot.resident = True
+        slot.loaded_at = now
+        _hold(slot)
 
 
 def evict(slot: Slot) -> None:
     """`slot`'s model left memory."""
     slot.resident = False
     slot.loaded_at = -math.inf
+    if not slot.loading:
+        _unhold(slot)
+
+
+def _hold(slot: Slot) -> None:
+    for holders in slot.held_in:
+        if slot not in holders:
+            bisect.insort(holders, slot, key=_static_order)
+
+
+def _unhold(slot: Slot) -> None:
+    for holders in slot.held_in:
+        if slot in holders:
+            holders.remove(slot)
 
 
 def _ewma(old: float | None, new: float) -> float:

@@ -29,7 +29,8 @@ with `Refusal.NO_ROOM` tells the caller to queue and ask again.
 Cloud (off-premises) devices are candidates only where the policy allows them,
 and only when no local plan, nor waiting, meets the ask's objectives; then
 they come first, the cheapest first, and local plans follow as fallbacks.
-A route longer than `tuning.scan` is sampled from a rotating start.
+A route longer than `tuning.scan` is sampled: a few slots that hold the model,
+spread over them, and a few cold ones, from a start that moves with the clock.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ class Tuning:
     allow_load: bool = True  # False: only resident models are candidates
     max_plans: int = 3  # alternatives kept for retries before the first byte
     saturation: int = 4  # queue depth (x parallel) past which a device is full
-    cold_candidates: int = 3  # on a sampled route: cold devices planned, fastest first
-    scan: int = 32  # a route longer than this is sampled: this many slots from a rotating start
+    scan: int = 32  # a route longer than this is sampled (see `_sample`)
+    sample: int = 4  # on a sampled route: slots holding the model planned
+    cold_candidates: int = 3  # on a sampled route: cold slots planned
 
 
 class StepKind(StrEnum):
@@ -169,14 +171,9 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
     worst_kept: list[float] = []  # max-heap (negated) of the best max_plans local costs
     # By waiting for a full device that has the model: (first token, completion), soonest.
     waiting = (math.inf, math.inf)
-    cold_left = len(slots)
-    if len(slots) > tuning.scan:
-        cold_left = tuning.cold_candidates  # a large fleet plans a few loads, not hundreds
-        # Power of d choices: a fleet of hundreds is sampled, not scanned, from a start
-        # that moves with the clock (deterministic for the same ask), in fastest order.
-        start = int(ask.now * 1000.0) % len(slots)
-        window = slots[start : start + tuning.scan]
-        slots = slots[: tuning.scan - len(window)] + window  # still fastest first
+    sampled = len(slots) > tuning.scan
+    if sampled:
+        slots = _sample(ask, snapshot, slots, tuning)
     for slot in slots:
         device = slot.device
         if (allowed is not None and device.name not in allowed) or (
@@ -187,15 +184,17 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
         if not device.available:
             continue
         if not device.off_prem and len(worst_kept) >= tuning.max_plans:
-            # Routes are sorted fastest planned first: stop once nothing left can win
-            # (no slot of this model was ever seen faster than planned x min_correction).
+            # No slot of this model was ever seen faster than planned x min_correction:
+            # one whose floor (plus its load, if cold) cannot beat the plans kept is
+            # skipped, and a full route, sorted fastest planned first, stops there.
             floor = slot.planned_s(ask.prompt_tokens, ask.output_tokens, ask.images)
-            if floor is not None and floor * min(slot.demand.min_correction, 1.0) >= -worst_kept[0]:
-                break
-        if not (slot.resident or slot.loading or device.off_prem):
-            if cold_left <= 0:
-                continue
-            cold_left -= 1
+            if floor is not None:
+                floor *= min(slot.demand.min_correction, 1.0)
+                cold = not (slot.resident or slot.loading)
+                if floor + (slot.load_s if cold else 0.0) >= -worst_kept[0]:
+                    if sampled or cold:
+                        continue
+                    break
         if unknown is None and slot.decode_tps is None and slot.image_s is None:
             unknown = _unknown_s(slots)
         guess = DEFAULT_SERVICE_S if unknown is None else unknown
@@ -212,7 +211,7 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
                 heapq.heappush(worst_kept, -plan.cost_s)
             elif plan.cost_s < -worst_kept[0]:
                 heapq.heapreplace(worst_kept, -plan.cost_s)
-    local = heapq.nsmallest(tuning.max_plans, local, key=order)
+    local = sorted(local, key=order)[: tuning.max_plans]  # a handful: sorted beats a heap
     cloud.sort(key=lambda p: (p.slot.device.price_per_mtok, p.eta_s, p.device))
     best = local[0] if local else None
     local_late = best is None or ask.late(best.first_token_s, best.eta_s)
@@ -226,6 +225,35 @@ def choose(ask: Ask, snapshot: FleetSnapshot, policy: Policy, tuning: Tuning) ->
         # nothing else can take it): the caller queues the request and asks again.
         return Decision((), Refusal.NO_ROOM)
     return Decision((), Refusal.POLICY if excluded else Refusal.NONE_HEALTHY)
+
+
+def _sample(
+    ask: Ask, snapshot: FleetSnapshot, slots: tuple[Slot, ...], tuning: Tuning
+) -> tuple[Slot, ...]:
+    """A large route's candidates (power of d choices): `tuning.sample` of the slots
+    that hold the model (the fastest half, the rest spread over the others), and
+    the first `tuning.cold_candidates` cold ones of a window of `tuning.scan`;
+    spread from a start that moves with the clock (deterministic for the same ask)."""
+    tick = int(ask.now * 1000.0)
+    held = snapshot.holders.get(ask.model, [])  # fastest first
+    head = tuning.sample // 2
+    picked = held[:head]
+    rest = len(held) - head
+    if rest > 0:
+        count = min(tuning.sample - head, rest)
+        step = rest / count
+        start = tick % rest
+        picked += [held[head + (start + int(i * step)) % rest] for i in range(count)]
+    start = tick % len(slots)
+    cold = 0
+    for i in range(min(tuning.scan, len(slots))):
+        slot = slots[(start + i) % len(slots)]
+        if not (slot.resident or slot.loading):
+            picked.append(slot)
+            cold += 1
+            if cold >= tuning.cold_candidates:
+                break
+    return tuple(picked)
 
 
 def _waiting(ask: Ask, slot: Slot, unknown_s: float) -> tuple[float, float]:

@@ -18,9 +18,11 @@ the heap holds only what is in flight.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, cast
 
 from sparkplane.fleet.snapshot import (
@@ -47,12 +49,13 @@ PROGRESS_EVERY = 8192
 class Job:
     """One request routed to a node: its index in the trace and the slot it runs on."""
 
-    __slots__ = ("epoch", "est", "r", "service", "slot")
+    __slots__ = ("epoch", "est", "images", "r", "service", "slot")
 
-    def __init__(self, r: int, slot: Slot, est: float) -> None:
+    def __init__(self, r: int, slot: Slot, est: float, images: int = 0) -> None:
         self.r = r
         self.slot = slot
         self.est = est  # the router's estimate, as acquired
+        self.images = images  # a part of an image batch split across devices; 0: all of it
         self.service = 0.0  # the simulated truth, set when it starts
         self.epoch = 0  # its node's epoch when it started
 
@@ -116,6 +119,10 @@ class Engine:
 
     def run(self, router: Router, progress: Callable[[int], None] | None = None) -> None:
         """Simulate the whole trace under `router`; `progress(n)` every few thousand arrivals."""
+        with _few_collections():
+            self._run_all(router, progress)
+
+    def _run_all(self, router: Router, progress: Callable[[int], None] | None) -> None:
         self.router = router
         for o in self.world.outages:
             self._push(o.at_s, _DOWN, o.device)
@@ -171,11 +178,12 @@ class Engine:
 
     # -- what routers call ------------------------------------------------------
 
-    def dispatch(self, r: int, slot: Slot, est: float) -> None:
-        """Send request `r` to `slot`'s device, expected to take `est` seconds there."""
+    def dispatch(self, r: int, slot: Slot, est: float, images: int = 0) -> None:
+        """Send request `r` (or `images` of its batch) to `slot`'s device, expected to
+        take `est` seconds there. A split request is done when its last part is."""
         acquire(slot, est, self.now)
         node = self.nodes[slot.device.name]
-        node.pending.append(Job(r, slot, est))
+        node.pending.append(Job(r, slot, est, images))
         self.start(node)
 
     def refuse(self, r: int, outcome: int) -> None:
@@ -262,7 +270,7 @@ class Engine:
         r = job.r
         slot = job.slot
         trace = self.trace
-        images = trace.images[r]
+        images = job.images or trace.images[r]
         if images and slot.image_s is not None:
             service = images * slot.image_s
             first = service
@@ -275,8 +283,12 @@ class Engine:
             first = prefill + (decode / out)
             self.tpot[r] = decode / out
         wait = self.now - trace.t[r]
-        self.ttft[r] = wait + first
-        self.latency[r] = wait + service
+        if job.images:  # a part: the request ends with its last part
+            self.ttft[r] = max(self.ttft[r], wait + first)
+            self.latency[r] = max(self.latency[r], wait + service)
+        else:
+            self.ttft[r] = wait + first
+            self.latency[r] = wait + service
         self.where[r] = node.state.name
         job.service = service
         job.epoch = node.epoch
@@ -292,13 +304,12 @@ class Engine:
         self.on_release(job.r)
         r = job.r
         trace = self.trace
-        observe(
-            slot, job.service, slot.planned_s(trace.prompt[r], trace.output[r], trace.images[r])
-        )
+        images = job.images or trace.images[r]
+        observe(slot, job.service, slot.planned_s(trace.prompt[r], trace.output[r], images))
         if node.state.off_prem:
             cloud = self.world.prices[node.state.name]
-            if trace.images[r]:
-                self.spend += trace.images[r] * cloud.price_per_image
+            if images:
+                self.spend += images * cloud.price_per_image
             else:
                 self.spend += (trace.prompt[r] + trace.output[r]) * cloud.price_per_mtok / 1e6
         self.start(node)
@@ -336,7 +347,10 @@ class Engine:
         for job in waiting:
             release(job.slot, job.est, self.now)
             self.on_release(job.r)
-            self.router.arrive(job.r)
+            if job.images:
+                self.outcome[job.r] = FAILED  # a part: its request is not placed again whole
+            else:
+                self.router.arrive(job.r)
 
     def _busy(self, node: Node, delta: int) -> None:
         if node.active == 0 and delta > 0:
@@ -348,3 +362,18 @@ class Engine:
 
 def _nothing(_r: int) -> None:
     return None
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Fewer cyclic-GC passes while the loop runs: it allocates millions of
+    short-lived, acyclic objects (events, plans), and the collector's passes over
+    everything alive cost about a third of a large run. Restored afterwards."""
+    threshold = gc.get_threshold()
+    gc.freeze()  # what exists before the run (trace, world) is never scanned
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from sparkplane.scheduler.choose import Ask, Plan, StepKind, Tuning, choose
 from sparkplane.scheduler.fairshare import FairQueue, Shares, Waiting
 from sparkplane.scheduler.policy import Refusal
+from sparkplane.scheduler.split import split
 from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
 
 # The simulator's default tuning: a device takes no more than it can start at
@@ -150,6 +151,23 @@ class Sparkplane:
 
     def _execute(self, r: int, plan: Plan) -> None:
         e = self.engine
+        if e.trace.images[r] > 1:
+            tenant = e.trace.tenant[r]
+            parts = split(self._ask(r), self.snapshot, e.world.policy(tenant), self.tuning)
+            if parts:
+                for part in parts:  # each part takes a place, as a request does
+                    if not self._steps(r, part.plan):
+                        return
+                    self.shares.started(tenant, e.now)
+                    e.dispatch(r, part.plan.slot, part.service_s, part.images)
+                return
+        if self._steps(r, plan):
+            self.shares.started(e.trace.tenant[r], e.now)
+            e.dispatch(r, plan.slot, plan.service_s)
+
+    def _steps(self, r: int, plan: Plan) -> bool:
+        """Evict and load as `plan` says; False (an OOM, counted) if a load does not fit."""
+        e = self.engine
         slot = plan.slot
         device = slot.device
         for step in plan.steps:
@@ -158,6 +176,5 @@ class Sparkplane:
             elif step.kind is StepKind.LOAD and not e.load(slot):
                 e.refuse(r, OOM)  # choose() said it fits: counted, never expected
                 e.oom += 1
-                return
-        self.shares.started(e.trace.tenant[r], e.now)
-        e.dispatch(r, slot, plan.service_s)
+                return False
+        return True

@@ -29,6 +29,7 @@ class Figures:
     decode_tps: float | None = None
     prefill_tps: float | None = None
     image_s: float | None = None
+    image_bytes: int = 0  # memory each image past the first adds to a batch
 
     @property
     def image(self) -> bool:
@@ -80,8 +81,15 @@ class FigureTable:
             raise FleetFileError(f"model {model.name!r}: {e}") from e
         d = p.devices[0]
         if d.diffusion is not None:
+            two = plan(
+                spec, profiles=self._profiles, devices=[device.id], quant=model.quant, batch=2
+            )
             return Figures(
-                d.fits, d.memory.total, d.usable_bytes, image_s=d.diffusion.seconds_per_image
+                d.fits,
+                d.memory.total,
+                d.usable_bytes,
+                image_s=d.diffusion.seconds_per_image,
+                image_bytes=max(two.devices[0].memory.total - d.memory.total, 0),
             )
         if d.decode is None or d.prefill is None:
             return Figures(False, d.memory.total, d.usable_bytes)

@@ -108,6 +108,7 @@ def build_world(fleet: FleetFile, table: FigureTable, *, resident: str | None = 
                     prefill_tps=f.prefill_tps,
                     decode_tps=f.decode_tps,
                     image_s=f.image_s,
+                    image_bytes=f.image_bytes,
                     demand=demand[m.name],
                 )
                 device.slots[m.name] = slot

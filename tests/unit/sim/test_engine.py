@@ -8,6 +8,7 @@ from sparkplane.sim.engine import FAILED, SERVED, Engine
 from sparkplane.sim.fleetfile import OutageSpec
 from sparkplane.sim.metrics import summarize
 from sparkplane.sim.ours import Sparkplane
+from sparkplane.sim.trace import Trace
 from tests.unit.sim.helpers import device, trace, world
 
 
@@ -76,3 +77,17 @@ def test_the_cloud_serves_an_allowed_tenant_when_local_devices_cannot_meet_the_d
     e = run(Engine(w, tr))
     assert e.where == ["cloud", "gpu"]  # an 80 s load misses the deadline of 10 + 1000 x 0.05 s
     assert summarize(e, "sparkplane").cloud_spend == pytest.approx(2000 / 1e6)
+
+
+def test_an_image_batch_is_split_across_devices_and_ends_with_its_last_part() -> None:
+    a, b = device("a"), device("b")
+    w = world([(a, "sdxl", 8, 1.0), (b, "sdxl", 8, 1.0)], resident=True)
+    for s in w.snapshot.routes["sdxl"]:
+        s.image_s, s.decode_tps, s.prefill_tps = 5.0, None, None
+    tr = Trace()
+    tr.append(0, "sdxl", "", 0, 0, images=8)
+    tr.append(60, "sdxl", "", 0, 0, images=1)
+    e = run(Engine(w, tr))
+    assert e.latency == pytest.approx([20.0, 5.0])  # 4 + 4 images at 5 s, not 40 s on one
+    assert e.outcome == [SERVED, SERVED]
+    assert sorted(n.busy_s for n in e.nodes.values()) == pytest.approx([20.0, 25.0])
