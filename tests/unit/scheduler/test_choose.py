@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparkplane.fleet.snapshot import GIB, Demand, DeviceState, FleetSnapshot, Slot, acquire
+from sparkplane.fleet.snapshot import (
+    GIB,
+    Demand,
+    DeviceState,
+    FleetSnapshot,
+    Slot,
+    acquire,
+    begin_load,
+    end_load,
+    evict,
+    seen_resident,
+)
 from sparkplane.scheduler.choose import Ask, StepKind, Tuning, choose, evictions
 from sparkplane.scheduler.policy import Policy, Refusal
 
@@ -145,3 +156,21 @@ def test_large_fleet_stops_early_but_keeps_the_best() -> None:
     slots = [slot(d, "m", 1, tps=10 + i, resident=True) for i, d in enumerate(devices)]
     decision = choose(Ask("m"), snap({"m": slots}), Policy(), TUNING)
     assert [p.device for p in decision.plans] == ["d0999", "d0998", "d0997"]
+
+
+def test_large_fleet_finds_the_few_devices_holding_the_model_among_hundreds_of_cold_ones() -> None:
+    devices = [device(f"d{i:04d}") for i in range(500)]
+    slots = [slot(d, "m", 8, tps=10 + i, load_s=20) for i, d in enumerate(devices)]
+    routes = snap({"m": slots})
+    begin_load(slots[7], 0.0)
+    end_load(slots[7], 0.0, ok=True)  # loaded by us
+    seen_resident(slots[123], 0.0)  # found loaded by the engine's own report
+    assert routes.holders["m"] == [slots[123], slots[7]]  # fastest first
+    plan = choose(Ask("m", now=100.0), routes, Policy(), TUNING).best
+    assert plan is not None
+    assert (plan.device, plan.cold) == ("d0123", False)
+    evict(slots[123])
+    assert routes.holders["m"] == [slots[7]]
+    plan = choose(Ask("m", now=100.0), routes, Policy(), TUNING).best
+    assert plan is not None
+    assert plan.device == "d0007"
