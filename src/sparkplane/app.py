@@ -20,6 +20,7 @@ from sparkplane.api import (
     errors,
     health,
     jobs,
+    nodes,
     openai,
     openapi,
     plan,
@@ -67,10 +68,12 @@ def create_app(
     app.include_router(security.router)
     app.include_router(plan.build_router(profiles_with(settings.device_profiles)))
     app.include_router(usage.router)
+    app.include_router(nodes.router)
     app.include_router(jobs.router)
     app.include_router(comfy.router)
     app.include_router(comfy_ws.router)
-    public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    # Agents authenticate with their own credentials (api/nodes.py), not API keys.
+    public = PUBLIC_PATHS | nodes.AGENT_PATHS | ({"/metrics"} if settings.metrics_public else set())
     entry: ASGIApp = GatewayMiddleware(
         partial(FastAPI.__call__, app),
         lifecycle=lifecycle,

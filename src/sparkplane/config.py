@@ -209,6 +209,17 @@ class Settings(BaseSettings):
         description="Largest accepted upload (POST /upload/image), in bytes.",
     )
 
+    # -- nodes (sparkplane agent) ---------------------------------------------
+    node_heartbeat_s: float = Field(
+        5.0, gt=0, description="Seconds between two heartbeats of an agent (told when it joins)."
+    )
+    node_lost_after_s: float = Field(
+        20.0, gt=0, description="A node silent this long is lost; its devices leave routing."
+    )
+    agent_ca: Path | None = Field(
+        None, description="PEM CA bundle that agents' certificates (https agents) are checked with."
+    )
+
     # -- capacity planner --------------------------------------------------
     device_profiles: list[dict[str, Any]] = Field(
         default_factory=list, description="Extra device profiles for the planner (TOML tables)."

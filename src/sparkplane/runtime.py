@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiohttp
 import structlog
@@ -16,6 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sparkplane.agent.control import NodeControl, refresh_devices
+from sparkplane.agent.link import AgentLink, agent_session
+from sparkplane.agent.store import NodeStore
 from sparkplane.backends.base import Backend, Timeouts
 from sparkplane.backends.comfyui import ComfyUIBackend
 from sparkplane.backends.http import new_session
@@ -85,6 +89,8 @@ class Runtime:
     ledger: Ledger
     audit: AuditLog
     comfy: ComfyService
+    nodes: NodeControl
+    agents_http: aiohttp.ClientSession
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def policy_for(self, principal: Principal) -> Policy:
@@ -216,6 +222,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     await limiter.seed_month(sessions)
     meter = Meter(sessions, device_power(fleet))
     audit = AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed)
+    agents_http = agent_session(settings.agent_ca)
     runtime = Runtime(
         settings=settings,
         lifecycle=lifecycle,
@@ -243,10 +250,22 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
             JobStore(sessions),
             ArtifactStore(settings.artifacts_path, sessions),
         ),
+        nodes=NodeControl(
+            NodeStore(sessions),
+            store,
+            AgentLink(agents_http),
+            http,
+            heartbeat_s=settings.node_heartbeat_s,
+            lost_after_s=settings.node_lost_after_s,
+            probe_timeout_s=settings.probe_timeout_s,
+            on_devices=partial(refresh_devices, fleet, store, health),
+        ),
+        agents_http=agents_http,
     )
     meter.start()
     await runtime.audit.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
+    runtime.tasks.append(asyncio.create_task(runtime.nodes.watch(), name="nodes"))
     runtime.comfy.events.subscribe(runtime.ledger.job_finished)
     runtime.comfy.start()
     log.info(
@@ -278,4 +297,5 @@ async def stop(runtime: Runtime) -> None:
     await runtime.limiter.close()
     await runtime.audit.stop()
     await runtime.http.close()
+    await runtime.agents_http.close()
     await close_engine(runtime.engine)

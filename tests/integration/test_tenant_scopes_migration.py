@@ -79,7 +79,7 @@ async def test_keys_keep_their_access_and_old_entries_join_tenant_chains(
         await migrate.upgrade(engine, "0004_residency")
         async with engine.begin() as conn:
             await _old_world(conn)
-        await migrate.upgrade(engine)
+        await migrate.upgrade(engine, "0005_tenant_scopes")
         assert await migrate.current_revision(engine) == "0005_tenant_scopes"
         roles = await _roles(engine)
         assert roles["k-admin"][:2] == ("owner", "platform")

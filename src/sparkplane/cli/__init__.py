@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from sparkplane.cli import audit, db, devices, jobs, models, plan, security, serve, simulate, usage
+from sparkplane.cli import (
+    agent,
+    audit,
+    db,
+    deploy,
+    devices,
+    jobs,
+    models,
+    nodes,
+    plan,
+    security,
+    serve,
+    simulate,
+    usage,
+)
 from sparkplane.cli.common import settings_from
 from sparkplane.logs import configure
 from sparkplane.planner import DeviceProfile, profiles_with
@@ -33,7 +47,10 @@ serve.register(app)
 security.register(app)
 plan.register(app, profiles=plan_profiles)
 simulate.register(app)
+agent.register(app)
+deploy.register(app)
 app.add_typer(devices.app, name="devices")
+app.add_typer(nodes.app, name="nodes")
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")

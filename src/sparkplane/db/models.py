@@ -177,6 +177,9 @@ class UsageRow(Base):
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     device_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    # Where energy_wh came from: "measured" (the node's agent), "configured" (the
+    # device's power figure), "planner" (its planner profile), "reported", "none".
+    energy_source: Mapped[str] = mapped_column(String(20), default="none")
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
