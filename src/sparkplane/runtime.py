@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -40,7 +41,7 @@ from sparkplane.jobs.service import ComfyService
 from sparkplane.jobs.store import JobStore
 from sparkplane.lifecycle import Lifecycle
 from sparkplane.metrics import Metrics
-from sparkplane.planner import profiles_with
+from sparkplane.planner import DeviceProfile, PlannerError, find_device, profiles_with
 from sparkplane.scheduler.admission import Admission
 from sparkplane.scheduler.budget import RetryBudget
 from sparkplane.scheduler.choose import Tuning
@@ -55,7 +56,7 @@ from sparkplane.security.limits_redis import RedisLimiter
 from sparkplane.security.principal import Principal
 from sparkplane.security.store import KeyStore, TenantStore
 from sparkplane.usage.ledger import Ledger
-from sparkplane.usage.meter import Meter, PowerOf, power_figure
+from sparkplane.usage.meter import Meter, Power, PowerOf, power_figure
 
 log = structlog.get_logger("sparkplane")
 
@@ -114,12 +115,29 @@ class Runtime:
         return True
 
 
-def device_power(fleet: Fleet) -> PowerOf:
-    """A device's power figure in watts (`extra["power_w"]`), looked up by name."""
+def device_power(fleet: Fleet, profiles: Mapping[str, DeviceProfile] | None = None) -> PowerOf:
+    """A device's power by name: what its node's agent measured (`extra.measured_power_w`),
+    else its configured figure (`extra.power_w`), else its planner profile's."""
 
-    def power_of(name: str) -> float | None:
+    def power_of(name: str) -> Power | None:
         device = fleet.by_name(name)
-        return power_figure(device.record.extra) if device is not None else None
+        if device is None:
+            return None
+        extra = device.record.extra
+        measured = power_figure({"power_w": extra.get("measured_power_w")})
+        if measured is not None:
+            return Power(measured, "measured")
+        configured = power_figure(extra)
+        if configured is not None:
+            return Power(configured, "configured")
+        profile = extra.get("profile")
+        if isinstance(profile, str) and profiles:
+            try:
+                watts = find_device(profiles, profile).power_w
+            except PlannerError:
+                return None
+            return Power(watts, "planner") if watts > 0 else None
+        return None
 
     return power_of
 
@@ -220,7 +238,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         RedisLimiter.from_url(settings.redis_url) if settings.redis_url else LocalLimiter()
     )
     await limiter.seed_month(sessions)
-    meter = Meter(sessions, device_power(fleet))
+    meter = Meter(sessions, device_power(fleet, profiles_with(settings.device_profiles)))
     audit = AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed)
     agents_http = agent_session(settings.agent_ca)
     runtime = Runtime(

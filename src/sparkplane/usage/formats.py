@@ -23,6 +23,7 @@ CSV_COLUMNS = [
     "images",
     "device_seconds",
     "energy_wh",
+    "energy_basis",
     "cost",
     "currency",
 ]
@@ -58,7 +59,7 @@ def to_tables(report: Report) -> list[Table]:
     for t in report.tenants:
         table = Table(
             "", "requests", "errors", "tokens in", "tokens out", "images", "device-h", "Wh",
-            f"cost ({t.prices.currency})",
+            "energy from", f"cost ({t.prices.currency})",
             title=f"{t.tenant} — {report.month}",
         )  # fmt: skip
         rows: list[tuple[str, Totals]] = [("[bold]total[/bold]", t.total)]
@@ -74,6 +75,7 @@ def to_tables(report: Report) -> list[Table]:
                 str(v.images),
                 f"{v.device_seconds / 3600:.3f}",
                 f"{v.energy_wh:.1f}",
+                v.energy_basis,
                 f"{v.cost:.4f}",
             )
         tables.append(table)

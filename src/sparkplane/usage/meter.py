@@ -6,8 +6,11 @@ to usage_records in the background in batches (one transaction each).
                   writes up to `batch` rows per transaction
     stop()     -> the writer finishes and everything left is flushed
 
-Energy is filled in when written: device-seconds x the device's power figure
-(watts, from `power_of(device)`, i.e. `extra["power_w"]`) / 3600.
+Energy is filled in when written: device-seconds x the device's power (watts,
+from `power_of(device)`) / 3600, and the record says where the watts came from
+(`energy_source`): `measured` (its node's agent reported them), `configured`
+(`extra["power_w"]`), `planner` (its planner profile), or `reported` when the
+record carried its own energy.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -27,10 +31,20 @@ from sparkplane.usage.store import UsageStore
 
 log = structlog.get_logger("sparkplane.usage")
 
-PowerOf = Callable[[str], float | None]
+
+@dataclass(frozen=True, slots=True)
+class Power:
+    """A device's power draw in watts and where the figure comes from."""
+
+    watts: float
+    source: str  # "measured", "configured" or "planner"
 
 
-def _no_power(_: str) -> float | None:
+# A bare number is a configured figure (`extra["power_w"]`).
+PowerOf = Callable[[str], Power | float | None]
+
+
+def _no_power(_: str) -> Power | float | None:
     return None
 
 
@@ -150,10 +164,17 @@ class Meter:
             self.written += len(taken)
             return True
 
+    def _energy(self, r: UsageRecord) -> tuple[float, str]:
+        if r.energy_wh is not None:
+            return r.energy_wh, "reported"
+        power = self._power_of(r.device) if r.device else None
+        if isinstance(power, int | float):
+            power = Power(float(power), "configured")
+        energy = energy_wh(r.device_seconds, power.watts if power is not None else None)
+        return energy, power.source if power is not None and energy else "none"
+
     def _row(self, r: UsageRecord) -> dict[str, Any]:
-        energy = r.energy_wh
-        if energy is None:
-            energy = energy_wh(r.device_seconds, self._power_of(r.device) if r.device else None)
+        energy, source = self._energy(r)
         return {
             "at": r.at,
             "tenant_id": r.tenant_id or None,
@@ -168,5 +189,6 @@ class Meter:
             "duration_s": r.duration_s,
             "device_seconds": r.device_seconds,
             "energy_wh": energy,
+            "energy_source": source,
             "estimated": r.estimated,
         }

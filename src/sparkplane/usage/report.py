@@ -32,7 +32,20 @@ class Totals:
     images: int = 0
     device_seconds: float = 0.0
     energy_wh: float = 0.0
+    energy_measured_wh: float = 0.0
     cost: float = 0.0
+
+    @property
+    def energy_basis(self) -> str:
+        """Where the energy figure comes from: `measured` (the nodes' own power
+        readings), `estimated` (power figures: configured or the planner's),
+        `mixed`, or `none`."""
+        if self.energy_wh <= 0:
+            return "none"
+        share = self.energy_measured_wh / self.energy_wh
+        if share >= 0.999:
+            return "measured"
+        return "estimated" if share <= 0.001 else "mixed"
 
     def add(self, group: UsageGroup, cost: float) -> None:
         """Fold one group in."""
@@ -43,6 +56,7 @@ class Totals:
         self.images += group.images
         self.device_seconds += group.device_seconds
         self.energy_wh += group.energy_wh
+        self.energy_measured_wh += group.energy_measured_wh
         self.cost += cost
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +69,8 @@ class Totals:
             "images": self.images,
             "device_seconds": round(self.device_seconds, 3),
             "energy_wh": round(self.energy_wh, 3),
+            "energy_measured_wh": round(self.energy_measured_wh, 3),
+            "energy_basis": self.energy_basis,
             "cost": round(self.cost, 6),
         }
 

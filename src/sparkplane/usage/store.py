@@ -52,6 +52,8 @@ class UsageGroup:
     images: int
     device_seconds: float
     energy_wh: float
+    # The part of energy_wh from power its node measured (the rest is estimated).
+    energy_measured_wh: float = 0.0
 
 
 _TABLE = UsageRow.metadata.tables["usage_records"]
@@ -105,6 +107,9 @@ class UsageStore:
                 func.sum(UsageRow.images),
                 func.sum(UsageRow.device_seconds),
                 func.sum(UsageRow.energy_wh),
+                func.sum(
+                    case((UsageRow.energy_source == "measured", UsageRow.energy_wh), else_=0.0)
+                ),
             )
             .where(UsageRow.at >= start, UsageRow.at < end)
             .group_by(UsageRow.tenant_id, UsageRow.model, UsageRow.device)
@@ -125,6 +130,7 @@ class UsageStore:
                     images=int(r[7] or 0),
                     device_seconds=float(r[8] or 0.0),
                     energy_wh=float(r[9] or 0.0),
+                    energy_measured_wh=float(r[10] or 0.0),
                 )
                 for r in result
             ]
