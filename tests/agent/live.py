@@ -176,11 +176,12 @@ async def fleet(
     model: Path,
     *,
     database_url: str | None = None,
-    env: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
     scheme: str = "http",
 ) -> AsyncIterator[Fleet]:
-    """A running server (and the agents a test starts), all stopped at the end."""
-    settings = dict(SETTINGS)
+    """A running server (and the agents a test starts), all stopped at the end;
+    `extra` settings (names without the prefix) go to the server and the CLI."""
+    settings = SETTINGS | (extra or {})
     if database_url:
         settings["DATABASE_URL"] = database_url
     cli = Cli(home=tmp_path / "home", cwd=tmp_path, settings=settings)
@@ -188,7 +189,7 @@ async def fleet(
     models.mkdir()
     shutil.copyfile(model, models / "tiny.gguf")
     port = free_port()
-    server = await start(cli, "serve", "--port", str(port), log=tmp_path / "serve.log", env=env)
+    server = await start(cli, "serve", "--port", str(port), log=tmp_path / "serve.log")
     url = f"{scheme}://127.0.0.1:{port}"
     running = Fleet(cli, url, server, models, [])
     try:
