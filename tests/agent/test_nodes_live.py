@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.agent.live import LOST_AFTER_S, Fleet, fleet, pids_running, until
+from tests.support.cli import KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
@@ -133,7 +134,11 @@ async def test_a_killed_agent_leaves_routing_and_comes_back_with_its_node(
 async def test_a_deployment_that_does_not_fit_is_refused_and_starts_nothing(
     tmp_path: Path, tiny_llama_gguf: Path
 ) -> None:
-    async with fleet(tmp_path, tiny_llama_gguf) as f:
+    # With API keys required: agents still join (they have credentials of their own).
+    async with fleet(tmp_path, tiny_llama_gguf, extra={"AUTH_ENABLED": "true"}) as f:
+        found = KEY.search(f.server.text())
+        assert found is not None, f.server.text()
+        admin = {"Authorization": f"Bearer {found.group(0)}"}
         await f.agent("small", "--memory-gib", "0.1", token=await f.token())
         await joined(f, "small")
         result = await f.cli("deploy", "tiny.gguf")
@@ -142,7 +147,9 @@ async def test_a_deployment_that_does_not_fit_is_refused_and_starts_nothing(
         assert "GiB, small has 0.1 free" in result.stderr
 
         async with httpx.AsyncClient(base_url=f.url) as client:
-            answer = await client.post("/api/deployments", json={"model": "tiny"})
+            keyless = await client.post("/api/deployments", json={"model": "tiny"})
+            answer = await client.post("/api/deployments", json={"model": "tiny"}, headers=admin)
+        assert keyless.status_code == 401
         assert answer.status_code == 409
         assert answer.json()["error"]["code"] == "no_node_fits"
         assert "small has 0.1 free" in answer.json()["error"]["message"]
