@@ -180,3 +180,38 @@ async def test_the_agent_api_answers_only_its_server(tmp_path: Path) -> None:
             )
             assert missing.status_code == 404
         await agent.close()
+
+
+async def test_the_admin_api_for_tokens_and_nodes(
+    make_settings: SettingsFactory, database_url: str, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(database_url=database_url)) as gw:
+        made = await gw.client.post("/api/node-tokens", json={"ttl_s": 600, "note": "rack 2"})
+        assert made.status_code == 201, made.text
+        token, token_id = made.json()["token"], made.json()["id"]
+        (listed,) = (await gw.client.get("/api/node-tokens")).json()["data"]
+        assert "token" not in listed
+        assert (listed["state"], listed["note"]) == ("valid", "rack 2")
+
+        body = join_request(tmp_path)
+        answer = await gw.client.post("/api/agent/join", json=body, headers=bearer(token))
+        assert answer.status_code == 200
+        (node,) = (await gw.client.get("/api/nodes")).json()["data"]
+        assert node["name"] == "spark"
+        assert node["status"] == "online"
+        assert node["hardware"]["gpus"][0]["name"] == "NVIDIA GB10"
+        assert "agent_key" not in node
+        assert (await gw.client.get("/api/deployments")).json()["data"] == []
+
+        revoked = await gw.client.delete(f"/api/node-tokens/{token_id}")
+        assert revoked.json()["state"] == "revoked"
+        again = await gw.client.post("/api/agent/join", json=body, headers=bearer(token))
+        assert again.status_code == 401
+
+        assert (await gw.client.delete("/api/nodes/spark")).status_code == 204
+        assert (await gw.client.get("/api/nodes")).json()["data"] == []
+        beat = Heartbeat(hardware=body["hardware"]).model_dump(mode="json")
+        key = answer.json()["node_key"]
+        r = await gw.client.post("/api/agent/heartbeat", json=beat, headers=bearer(key))
+        assert r.status_code == 401
+        assert (await gw.client.delete("/api/nodes/spark")).status_code == 404

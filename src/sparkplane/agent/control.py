@@ -315,6 +315,14 @@ class NodeControl:
             await self._devices_changed()
         return deployment
 
+    async def remove_node(self, name: str) -> NodeRecord:
+        """Forget a node: its deployments are stopped (where its agent answers) and
+        removed with their devices. An agent still running would need a new token."""
+        node = await self.store.get(name)
+        for deployment in await self.store.deployments(node.id):
+            await self.undeploy(deployment.id)
+        return await self.store.remove(name)
+
     async def logs(self, node_name: str, ref: str, lines: int) -> str:
         """The tail of a deployment's engine log, read from its node."""
         node = await self.store.get(node_name)

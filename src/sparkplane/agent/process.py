@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -32,8 +32,6 @@ from sparkplane.agent.logfile import RotatingLog
 from sparkplane.agent.protocol import DeploymentSpec, DeploymentStatus, State
 
 log = structlog.get_logger("sparkplane.agent")
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,23 @@ def free_port(host: str) -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# Run before the engine, in its process: ask the kernel for SIGKILL when the agent
+# dies (kept across exec), then become the engine. A launcher rather than a
+# preexec_fn, which is not safe in a process with threads (the agent reads
+# hardware in worker threads). If the agent died before the request took, exit.
+_LAUNCH = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 9)\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def launcher(argv: list[str]) -> list[str]:
+    """`argv` started so that it dies with this process (on Linux; as is elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-c", _LAUNCH, str(os.getpid()), *argv]
 
 
 class EngineProcess:
@@ -160,14 +172,15 @@ class EngineProcess:
         env = {**os.environ, **environment(self.engine, self.spec, self.host, self.port)}
         self.log.write(f"\n=== sparkplane agent: starting {' '.join(argv)} ===\n".encode())
         self._set("starting", self.error)
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            raise FileNotFoundError(f"no program {argv[0]!r} on PATH")
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *launcher(argv),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._process = process
         reader = asyncio.create_task(self._copy_output(process), name=f"log-{self.spec.name}")

@@ -95,6 +95,17 @@ async def list_nodes(
     return {"data": out}
 
 
+@router.delete("/api/nodes/{name}", status_code=204, summary="Remove a node")
+async def remove_node(
+    name: str, request: Request, who: Principal = require(Permission.DEVICES_WRITE)
+) -> None:
+    """Stop and remove the node's deployments and devices, and forget the node."""
+    rt = runtime(request)
+    rt.audit.raise_if_closed()
+    await rt.nodes.remove_node(name)
+    record_admin(request, who, "nodes.remove", name)
+
+
 @router.get("/api/node-tokens", summary="List join tokens")
 async def list_tokens(
     request: Request, _: Principal = require(Permission.DEVICES_WRITE)

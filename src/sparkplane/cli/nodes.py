@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -183,6 +184,20 @@ def list_(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("remove")
+def remove(node: str, config: ConfigOption = None) -> None:
+    """Forget a node: stop and remove its deployments and their devices."""
+    settings = settings_from(config)
+
+    async def go() -> None:
+        async with database(settings) as engine, AsyncExitStack() as stack:
+            await (await control(settings, engine, stack)).remove_node(node)
+            await audit_admin(engine, "nodes.remove", node)
+
+    run(go())
+    console.print(f"removed node {node}")
+
+
 @app.command("logs")
 def logs(
     node: str,
@@ -194,8 +209,6 @@ def logs(
     settings = settings_from(config)
 
     async def go() -> str:
-        from contextlib import AsyncExitStack
-
         async with database(settings) as engine, AsyncExitStack() as stack:
             return await (await control(settings, engine, stack)).logs(node, deployment, lines)
 
