@@ -154,6 +154,10 @@ async def test_a_deployment_that_does_not_fit_is_refused_and_starts_nothing(
         assert answer.json()["error"]["code"] == "no_node_fits"
         assert "small has 0.1 free" in answer.json()["error"]["message"]
 
+        table = await f.cli("nodes", "list")
+        assert "small" in table.stdout
+        assert "online" in table.stdout
+        assert "0.1 / 0.1 GiB system" in table.stdout
         node = await f.node("small")
         assert node is not None
         assert node["deployments"] == []

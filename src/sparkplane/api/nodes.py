@@ -32,6 +32,13 @@ from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
 
 AGENT_PATHS = frozenset({"/api/agent/join", "/api/agent/heartbeat"})
+# Calls that reach a node's agent may fail there.
+AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    502: {
+        "description": "The node's agent could not be reached, or failed",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
 router = APIRouter(tags=["nodes"])
 Ref = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f]+$")]
 NodeName = Annotated[
@@ -149,7 +156,12 @@ async def list_deployments(
     return {"data": [d.public(names.get(d.node_id)) for d in await store.deployments()]}
 
 
-@router.post("/api/deployments", status_code=201, summary="Deploy a model on a node")
+@router.post(
+    "/api/deployments",
+    status_code=201,
+    summary="Deploy a model on a node",
+    responses=AGENT_ERRORS,
+)
 async def create_deployment(
     body: DeploymentCreate, request: Request, who: Principal = require(Permission.DEVICES_WRITE)
 ) -> dict[str, Any]:
@@ -189,6 +201,7 @@ async def delete_deployment(
     "/api/nodes/{node}/deployments/{ref}/logs",
     summary="A deployment's engine log",
     response_class=PlainTextResponse,
+    responses=AGENT_ERRORS,
 )
 async def deployment_logs(
     node: str,
