@@ -41,7 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sparkplane.fleet.snapshot import DEFAULT_SERVICE_S, FleetSnapshot, Slot
+from sparkplane.fleet.snapshot import DEFAULT_SERVICE_S, DeviceState, FleetSnapshot, Slot
+from sparkplane.scheduler.evict import eviction_harm, evictions
 from sparkplane.scheduler.policy import Policy, Refusal
 
 # Seconds an engine takes to drop a model from memory.
@@ -82,6 +83,7 @@ class Tuning:
     scan: int = 32  # a route longer than this is sampled (see `_sample`)
     sample: int = 4  # on a sampled route: slots holding the model planned
     cold_candidates: int = 3  # on a sampled route: cold slots planned
+    chat_share: float = 0.5  # of a device serving chat and images, the places images leave
 
 
 class StepKind(StrEnum):
@@ -319,6 +321,8 @@ def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None
     service = slot.service_s(ask.prompt_tokens, ask.output_tokens, ask.images, unknown_s)
     if device.inflight >= device.parallel * tuning.saturation:
         return None
+    if ask.images and _images_crowd(device, tuning):
+        return None
     wait = device.wait_s()
     prefill = slot.prefill_s(ask.prompt_tokens)
     start = device.start_s()
@@ -331,58 +335,28 @@ def _plan(ask: Ask, slot: Slot, tuning: Tuning, unknown_s: float) -> Plan | None
         return Plan(slot, run, wait, left, service, prefill_s=prefill, start_s=start)
     if not (tuning.allow_load and device.can_load):
         return None
-    victims = evictions(slot, ask.now, tuning)
+    victims = evictions(slot, ask.now, tuning.min_resident_s)
     if victims is None:
         return None
     steps = tuple(Step(StepKind.EVICT, v.model) for v in victims)
     steps += (Step(StepKind.LOAD, slot.model), Step(StepKind.RUN, slot.model))
     queue = max(device.busy_until - ask.now, 0.0)
     load = queue + slot.load_s + UNLOAD_S * len(victims)
-    harm = sum(eviction_harm(v, ask.now, tuning) for v in victims)
+    harm = sum(eviction_harm(v, ask.now, tuning.horizon_s, tuning.miss_s) for v in victims)
     return Plan(slot, steps, wait, load, service, harm, prefill, start)
 
 
-def evictions(slot: Slot, now: float, tuning: Tuning) -> tuple[Slot, ...] | None:
-    """The resident models to evict so `slot` fits, cheapest to lose first.
-
-    None when it cannot fit: too big for the device, or too little is idle
-    and old enough to evict. An empty tuple when it fits as things are.
-    """
-    device = slot.device
-    if device.memory_bytes <= 0:
-        return ()
-    if slot.bytes > device.memory_bytes - device.pressure_bytes:
-        return None
-    short = slot.bytes - device.free_bytes
-    if short <= 0:
-        return ()
-    idle = [
-        s
-        for s in device.slots.values()
-        if s.resident
-        and s is not slot
-        and s.inflight == 0
-        and not s.loading
-        and now - s.loaded_at >= tuning.min_resident_s
-    ]
-    idle.sort(key=lambda s: (eviction_cost(s, now), s.last_used, s.model))
-    chosen: list[Slot] = []
-    for victim in idle:
-        chosen.append(victim)
-        short -= victim.bytes
-        if short <= 0:
-            return tuple(chosen)
-    return None
-
-
-def eviction_harm(slot: Slot, now: float, tuning: Tuning) -> float:
-    """Expected seconds lost by evicting `slot`: its reload and the request that
-    misses its objectives waiting for it, times the chance it is asked for again
-    within the horizon (counted once)."""
-    chance = min(1.0, slot.demand.rate(now) * tuning.horizon_s)
-    return chance * (slot.load_s + tuning.miss_s)
-
-
-def eviction_cost(slot: Slot, now: float) -> float:
-    """Expected seconds lost by evicting `slot`: its request rate x its reload time."""
-    return slot.demand.rate(now) * slot.load_s
+def _images_crowd(device: DeviceState, tuning: Tuning) -> bool:
+    """Whether an image job would take a place `tuning.chat_share` keeps for chat on
+    a device that serves both: an image holds its place for a minute or more, and
+    chat requests queued behind images miss their first-token objective. At least
+    one place is always open to images."""
+    images = chat = 0
+    for s in device.slots.values():
+        if s.image_s is not None:
+            images += s.inflight
+        elif s.decode_tps is not None:
+            chat = 1
+    if not chat:
+        return False
+    return images >= max(1, math.floor(device.parallel * (1.0 - tuning.chat_share)))

@@ -25,7 +25,8 @@ from sparkplane.fleet.load import LoadBook
 from sparkplane.fleet.residency import DeviceEvent, EventKind, ResidencyStore
 from sparkplane.fleet.snapshot import Slot, begin_load, end_load, evict
 from sparkplane.metrics import Metrics
-from sparkplane.scheduler.choose import Plan, Tuning, evictions
+from sparkplane.scheduler.choose import Plan, Tuning
+from sparkplane.scheduler.evict import evictions
 
 log = structlog.get_logger("sparkplane.scheduler")
 
@@ -63,7 +64,7 @@ class Loader:
             control = device.backend
             if not isinstance(control, ResidencyControl):
                 raise Unavailable(f"device '{device.name}' cannot load models", code="no_room")
-            victims = evictions(slot, self._clock(), self._tuning)
+            victims = evictions(slot, self._clock(), self._tuning.min_resident_s)
             if victims is None:
                 raise Unavailable(
                     f"device '{device.name}' has no room for '{slot.model}' now", code="no_room"

@@ -16,7 +16,8 @@ from sparkplane.fleet.snapshot import (
     evict,
     seen_resident,
 )
-from sparkplane.scheduler.choose import Ask, StepKind, Tuning, choose, evictions
+from sparkplane.scheduler.choose import Ask, StepKind, Tuning, choose
+from sparkplane.scheduler.evict import evictions
 from sparkplane.scheduler.policy import Policy, Refusal
 
 TUNING = Tuning(min_resident_s=60.0)
@@ -80,7 +81,7 @@ def test_eviction_takes_the_cheapest_idle_model_and_spares_work_in_flight() -> N
     busy = slot(dev, "busy", 3, resident=True, load_s=1)
     busy.inflight = 1
     new = slot(dev, "new", 10, load_s=5)
-    victims = evictions(new, now=1000, tuning=TUNING)
+    victims = evictions(new, now=1000, min_resident_s=TUNING.min_resident_s)
     assert victims is not None
     assert [v.model for v in victims] == ["rare"]
     plan = choose(Ask("new", now=1000), snap({"new": [new]}), Policy(), TUNING).best
@@ -94,10 +95,10 @@ def test_no_thrash_recently_loaded_model_is_not_evicted() -> None:
     dev = device("4090", 24)
     slot(dev, "young", 20, resident=True, loaded_at=990)
     new = slot(dev, "new", 10)
-    assert evictions(new, now=1000, tuning=TUNING) is None
+    assert evictions(new, now=1000, min_resident_s=TUNING.min_resident_s) is None
     decision = choose(Ask("new", now=1000), snap({"new": [new]}), Policy(), TUNING)
     assert decision.refusal is Refusal.NO_ROOM
-    assert evictions(new, now=1100, tuning=TUNING) is not None
+    assert evictions(new, now=1100, min_resident_s=TUNING.min_resident_s) is not None
 
 
 def test_model_larger_than_device_is_never_placed() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparkplane.fleet.snapshot import GIB, DeviceState, FleetSnapshot, Slot
+from sparkplane.fleet.snapshot import GIB, DeviceState, FleetSnapshot, Slot, acquire
 from sparkplane.scheduler.choose import Ask, Tuning, choose
-from sparkplane.scheduler.policy import Policy
+from sparkplane.scheduler.policy import Policy, Refusal
 from sparkplane.scheduler.split import split
 
 TUNING = Tuning()
@@ -76,3 +76,34 @@ def test_a_cold_device_gets_images_only_if_its_load_pays_off() -> None:
     assert split(Ask("sdxl", images=4), snap(warm, cold), Policy(), TUNING) == ()  # 24 s alone
     parts = counts(Ask("sdxl", images=20), snap(warm, cold))
     assert parts == {"warm": 13, "cold": 7}  # 78 s and 30 + 42 s instead of 120 s
+
+
+def test_image_jobs_leave_half_the_places_of_a_device_that_also_serves_chat() -> None:
+    shared = image_slot("spark", seconds=60, resident=True)
+    shared.device.parallel = 4
+    chat = Slot(device=shared.device, model="llama", decode_tps=40, resident=True)
+    shared.device.slots["llama"] = chat
+    routes = FleetSnapshot.build([shared.device], {"sdxl": [shared], "llama": [chat]})
+    image = Ask("sdxl", images=1)
+    acquire(shared, 60.0, 0.0)
+    best = choose(image, routes, Policy(), TUNING).best
+    assert best is not None
+    assert best.device == "spark"
+    acquire(shared, 60.0, 0.0)
+    # Two images run: two of the four places are kept for chat, so a third image
+    # waits for an image to end while a chat request still starts at once.
+    assert choose(image, routes, Policy(), TUNING).refusal is Refusal.NO_ROOM
+    plan = choose(Ask("llama"), routes, Policy(), TUNING).best
+    assert plan is not None
+    assert (plan.device, plan.start_s) == ("spark", 0.0)
+
+
+def test_a_device_that_serves_only_images_gives_them_every_place() -> None:
+    comfy = image_slot("comfy", seconds=60, resident=True)
+    comfy.device.parallel = 4
+    routes = snap(comfy)
+    for _ in range(3):
+        acquire(comfy, 60.0, 0.0)
+    best = choose(Ask("sdxl", images=1), routes, Policy(), TUNING).best
+    assert best is not None
+    assert best.device == "comfy"
