@@ -24,7 +24,7 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("sparkplane.toml")
 # Settings that may hold credentials can also be read from a file named by
 # SPARKPLANE_<NAME>_FILE (container secrets), keeping them out of the environment.
-SECRET_FIELDS = ("database_url", "redis_url")
+SECRET_FIELDS = ("database_url", "redis_url", "audit_head_secret")
 # Node classes from popular custom-node packs that evaluate code or read and write
 # arbitrary paths (see docs/comfyui.md); ComfyUI's own nodes stay inside its folders.
 DEFAULT_DENY_NODES = (
@@ -163,6 +163,16 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(None, description="PEM private key for `tls_cert`.")
     audit_fail_closed: bool = Field(
         True, description="Refuse requests while audit entries cannot be written."
+    )
+    audit_journal: bool = Field(
+        True,
+        description="Journal audit entries (fsynced) in `home`/audit-journal before the "
+        "database has them; off, an answer waits for the database's commit instead.",
+    )
+    audit_head_secret: str | None = Field(
+        None,
+        description="HMAC-SHA256 secret `audit head` signs the chain's head with, and "
+        "`audit verify --expect-head` checks it with.",
     )
     redis_url: str | None = Field(
         None, description="Redis for rate-limit counters shared by replicas; in-process if unset."

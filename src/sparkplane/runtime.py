@@ -49,6 +49,7 @@ from sparkplane.scheduler.dispatch import Dispatcher, GatewayLimits
 from sparkplane.scheduler.policy import Policy
 from sparkplane.scheduler.steps import Loader
 from sparkplane.security.audit import AuditLog
+from sparkplane.security.audit_journal import Journal
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
 from sparkplane.security.limits import Limiter, LocalLimiter
@@ -239,7 +240,11 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     )
     await limiter.seed_month(sessions)
     meter = Meter(sessions, device_power(fleet, profiles_with(settings.device_profiles)))
-    audit = AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed)
+    audit = AuditLog(
+        AuditStore(sessions),
+        journal=Journal(settings.home / "audit-journal") if settings.audit_journal else None,
+        fail_closed=settings.audit_fail_closed,
+    )
     agents_http = agent_session(settings.agent_ca)
     runtime = Runtime(
         settings=settings,

@@ -24,9 +24,14 @@ SPARKPLANE = str(Path(sys.executable).parent / "sparkplane")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    tmp_path: Path, url: str, *args: str, secret: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPARKPLANE_DATABASE_URL": url, "SPARKPLANE_HOME": str(tmp_path)}
     env.pop("SPARKPLANE_CONFIG", None)
+    env.pop("SPARKPLANE_AUDIT_HEAD_SECRET", None)
+    if secret is not None:
+        env["SPARKPLANE_AUDIT_HEAD_SECRET"] = secret
     return subprocess.run(
         [SPARKPLANE, "audit", *args],
         cwd=tmp_path,

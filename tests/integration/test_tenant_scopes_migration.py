@@ -18,6 +18,8 @@ from sparkplane.security.audit_events import AdminEvent
 from sparkplane.security.audit_store import AuditStore
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+# Columns later migrations add to the tables this one shapes.
+ADDED_LATER = {"api_keys": set[str](), "audit_log": {"entry_id"}}
 OLD_ROLES = {"k-admin": "admin", "k-oper": "operator", "k-audit": "auditor", "k-member": "member"}
 
 
@@ -94,13 +96,15 @@ async def test_keys_keep_their_access_and_old_entries_join_tenant_chains(
                 }
             )
         for table, found in columns.items():
-            assert found == set(Base.metadata.tables[table].columns.keys()), table
+            expected = set(Base.metadata.tables[table].columns.keys()) - ADDED_LATER[table]
+            assert found == expected, table
 
         store = AuditStore(session_factory(engine))
         assert (await verify(store)).ok
         acme, globex = await verify_tenant(store, "acme"), await verify_tenant(store, "globex")
         assert (acme.ok, acme.checked, globex.ok, globex.checked) == (True, 3, True, 2)
-        # New entries carry on from the migrated heads.
+        # New entries carry on from the migrated heads (written by today's schema).
+        await migrate.upgrade(engine)
         log = AuditLog(store)
         log.record(AdminEvent("keys.create", "acme", None, target="k-new"))
         await log.flush()

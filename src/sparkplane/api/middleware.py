@@ -31,6 +31,7 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 _JSON = (b"content-type", b"application/json")
 DISCARD_LIMIT = 64 * 1024 * 1024
 ADMIN_PREFIX = "/api/"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # File uploads have their own limit (max_upload_bytes), not the JSON body limit.
 UPLOAD_ROUTES = frozenset({"/upload/image", "/api/upload/image"})
 # The admin API answers JSON to programs: nothing in it should be framed, sniffed,
@@ -129,11 +130,25 @@ class GatewayMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
 
         extra = [rid_header]
-        if scope["path"].startswith(ADMIN_PREFIX):
+        admin = scope["path"].startswith(ADMIN_PREFIX)
+        if admin:
             extra.extend(self.security_headers)
+        # A change's answer leaves only once its audit entry is durable (journal or database).
+        settle = admin and scope["method"] not in _READS
+        refused = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the answer was replaced by the refusal below
             if message["type"] == "http.response.start":
+                if settle:
+                    try:
+                        await scope["state"]["runtime"].audit.settled()
+                    except SparkplaneError as exc:
+                        refused = True
+                        await _error(send, exc.status, exc.message, exc.type, exc.code, rid_header)
+                        return
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 

@@ -24,7 +24,7 @@ from sparkplane.api.deps import runtime
 from sparkplane.api.errors import sparkplane_error_response, validation_error_response
 from sparkplane.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from sparkplane.backends.base import InferenceRequest, Operation
-from sparkplane.errors import BadRequest, Forbidden, ModelNotFound, SparkplaneError
+from sparkplane.errors import BadRequest, Forbidden, ModelNotFound, SparkplaneError, Unavailable
 from sparkplane.runtime import Runtime
 from sparkplane.security.principal import Principal
 from sparkplane.security.rbac import Permission
@@ -90,6 +90,18 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
         raise
     if answer.stream is None:
         rt.dispatcher.finish(answer)
+        try:
+            # The answer leaves only once its audit entry is durable (journal or database).
+            await rt.ledger.close_body(
+                entry,
+                device=answer.device.name,
+                status=answer.status,
+                body=answer.body,
+                attempts=answer.attempts,
+            )
+        except Unavailable as exc:
+            await sparkplane_error_response(exc)(scope, receive, send)
+            return
         # Raw ASGI messages: the most common response in the product, kept lean.
         await send(
             {
@@ -104,14 +116,6 @@ async def inference(scope: Scope, receive: Receive, send: Send, body: bytes) -> 
             }
         )
         await send({"type": "http.response.body", "body": answer.body})
-        # Accounting after the answer left: the client does not wait for it.
-        await rt.ledger.close_body(
-            entry,
-            device=answer.device.name,
-            status=answer.status,
-            body=answer.body,
-            attempts=answer.attempts,
-        )
         return
     headers = {
         "x-sparkplane-device": answer.device.name,

@@ -1,11 +1,13 @@
-"""`sparkplane audit`: verify the audit log's hash chain and export its entries.
+"""`sparkplane audit`: verify the audit log's hash chain (against a head kept
+elsewhere, too), sign its head, and export and list its entries.
 
-Both read the database directly, so they work whether or not a server runs.
+They read the database directly, so they work whether or not a server runs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -18,15 +20,25 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sparkplane.cli.common import ConfigOption, console, database, err_console, run, settings_from
+from sparkplane.cli.common import (
+    ConfigOption,
+    console,
+    database,
+    err_console,
+    fail,
+    run,
+    settings_from,
+)
 from sparkplane.db.engine import session_factory
 from sparkplane.errors import NotFound
 from sparkplane.security import audit
 from sparkplane.security.audit_chain import VerifyReport
+from sparkplane.security.audit_head import HeadError, check, sign
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.store import TenantStore
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -59,9 +71,33 @@ async def _tenant_id(engine: AsyncEngine, tenant: str | None) -> str | None:
         return tenant
 
 
+def _expected_head(value: str | None, secret: str | None) -> str | None:
+    """The head hash `--expect-head` names: a hash, or a file `audit head` wrote
+    (its signature checked with `audit_head_secret`)."""
+    if value is None or _HASH.match(value):
+        return value
+    try:
+        doc = json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"--expect-head is neither a 64-hex hash nor a readable head file: {exc}")
+    try:
+        return check(doc, secret)
+    except HeadError as exc:
+        fail(f"the head in {value}: {exc}")
+
+
 @app.command("verify")
 def verify(
     tenant: TenantOption = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="HASH|FILE",
+            help="A head kept off the box (its hash, or a file from `audit head`): the "
+            "chain must still hold that entry, so cut-off or rewritten entries fail.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -70,14 +106,15 @@ def verify(
     With --tenant, check that tenant's own chain instead (its entries only).
     """
     settings = settings_from(config)
+    expected = _expected_head(expect_head, settings.audit_head_secret)
 
     async def go() -> VerifyReport:
         async with database(settings) as engine:
             store = AuditStore(session_factory(engine))
             tenant_id = await _tenant_id(engine, tenant)
             if tenant_id is not None:
-                return await audit.verify_tenant(store, tenant_id)
-            return await audit.verify(store)
+                return await audit.verify_tenant(store, tenant_id, expect_head=expected)
+            return await audit.verify(store, expect_head=expected)
 
     started = time.perf_counter()
     report = run(go())
@@ -99,6 +136,49 @@ def verify(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("head")
+def head(
+    tenant: TenantOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the chain's head (seq and hash), signed with `audit_head_secret`, as JSON.
+
+    The chain is verified first (exit 1 if broken). Keep the output off the box
+    and check against it later: `sparkplane audit verify --expect-head FILE`.
+    """
+    settings = settings_from(config)
+
+    async def go() -> tuple[VerifyReport, str | None]:
+        async with database(settings) as engine:
+            store = AuditStore(session_factory(engine))
+            tenant_id = await _tenant_id(engine, tenant)
+            if tenant_id is not None:
+                return await audit.verify_tenant(store, tenant_id), tenant_id
+            return await audit.verify(store), None
+
+    report, tenant_id = run(go())
+    if not report.ok:
+        fail(f"the chain is broken, no head to sign: {report.reason}")
+    if not settings.audit_head_secret:
+        err_console.print(
+            "[yellow]warning:[/yellow] audit_head_secret is not set: the head is unsigned",
+            highlight=False,
+        )
+    doc = sign(report.head_seq, report.head_hash, settings.audit_head_secret, tenant_id)
+    text = json.dumps(doc, separators=(",", ":"))
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"head seq {report.head_seq} written to {output}", highlight=False)
 
 
 @app.command("export")

@@ -139,7 +139,10 @@ class AuditRow(Base):
     """
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_tenant_chain", "tenant_id", "tenant_seq", unique=True),)
+    __table_args__ = (
+        Index("ix_audit_log_tenant_chain", "tenant_id", "tenant_seq", unique=True),
+        UniqueConstraint("entry_id", name="uq_audit_log_entry_id"),
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -154,6 +157,9 @@ class AuditRow(Base):
     )
     tenant_prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tenant_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Unique per entry (not hashed): a copy written again after a lost commit
+    # acknowledgement or replayed from the journal is recognised and skipped.
+    entry_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class UsageRow(Base):

@@ -1,26 +1,36 @@
-"""The tamper-evident audit log: events queued in memory, chained and written
-in the background, verified and exported on demand.
+"""The tamper-evident audit log: events queued in memory, journaled to the local
+disk, chained and written to the database in the background, verified and
+exported on demand.
 
-    audit = AuditLog(AuditStore(sessions), fail_closed=settings.audit_fail_closed)
-    await audit.start()
-    audit.raise_if_closed()          # before serving a request: 503 if entries cannot be written
-    audit.record(InferenceEvent(...))  # no I/O: the request path never waits for the database
-    await audit.flush()              # when the caller must know the entry is stored
-    await audit.stop()               # writes what is left
+    audit = AuditLog(AuditStore(sessions), journal=Journal(home / "audit-journal"))
+    await audit.start()                  # replays what an earlier run left in the journal
+    audit.raise_if_closed()              # before serving a request: 503 if entries cannot be kept
+    ticket = audit.record(InferenceEvent(...))   # no I/O: queued, stamped, given an id
+    await audit.durable(ticket)          # before the answer leaves: journaled or stored
+    await audit.flush()                  # when the caller must know the entry is in the database
+    await audit.stop()                   # writes what is left; the journal keeps the rest
 
-`record()` only appends to a queue. A writer task wakes when entries arrive,
-lets a batch gather for `interval` seconds (less when the batch fills), and
-writes it in one transaction (`AuditStore.append`). A failed write is retried
-with backoff and the entries are kept, never dropped. While the last write
-failed, or more than `max_backlog` entries wait, the log is not `accepting`:
-with `fail_closed` (the default) callers refuse new requests; without it they
-go on and a warning is logged.
+Two background tasks take entries from the queue in order. The journal task
+appends them to the write-ahead journal (`audit_journal.py`) and fsyncs, one
+fsync for everything that arrived meanwhile; an entry is *durable* once it is
+there or in the database. The writer lets a batch gather for `interval`
+seconds and stores it in one transaction (`AuditStore.append`); a failed write
+is retried with backoff, and entries are never dropped. Each entry carries an
+id the table stores once, so a batch retried after a lost acknowledgement, or
+replayed from the journal after a restart, makes no double.
+
+The log is not `accepting` (with `fail_closed`, the default, callers refuse
+new requests) while neither the database nor the journal can be written, or
+while more than `max_backlog` entries wait unjournaled (`max_journaled` in all).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -38,18 +48,23 @@ from sparkplane.security.audit_chain import (
     clean_field,
 )
 from sparkplane.security.audit_events import AuditEvent
+from sparkplane.security.audit_journal import Journal, JournalBusy
 from sparkplane.security.audit_store import AuditStore
 
 log = structlog.get_logger("sparkplane.audit")
 
 DEFAULT_MAX_BACKLOG = 10_000
+DEFAULT_MAX_JOURNALED = 200_000
+DEFAULT_DURABLE_TIMEOUT = 5.0
+# While the journal fails, try it again this often (the database carries the entries).
+_JOURNAL_RETRY_S = 1.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_entry(event: AuditEvent, at: datetime) -> Entry:
+def to_entry(event: AuditEvent, at: datetime, entry_id: str | None = None) -> Entry:
     """The entry an event becomes: ids fitted to their columns, data cleaned of secrets."""
     try:
         data = clean_data(event.data())
@@ -63,61 +78,114 @@ def to_entry(event: AuditEvent, at: datetime) -> Entry:
         tenant_id=clean_field("tenant_id", event.tenant_id),
         key_id=clean_field("key_id", event.key_id),
         data=data,
+        entry_id=entry_id,
+    )
+
+
+def audit_unavailable() -> Unavailable:
+    """The refusal while entries cannot be kept (503 `audit_unavailable`)."""
+    return Unavailable(
+        "the audit log cannot be written; requests are refused until it can",
+        code="audit_unavailable",
     )
 
 
 class AuditLog:
-    """Records events into the hash chain without blocking the caller."""
+    """Records events into the hash chain without blocking the caller on the database."""
 
     def __init__(
         self,
         store: AuditStore,
         *,
+        journal: Journal | None = None,
         fail_closed: bool = True,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        max_journaled: int = DEFAULT_MAX_JOURNALED,
         batch_size: int = 500,
         interval: float = 0.05,
         max_backoff: float = 5.0,
+        durable_timeout: float = DEFAULT_DURABLE_TIMEOUT,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.store = store
+        self.journal = journal
         self.fail_closed = fail_closed
         self._max_backlog = max_backlog
+        self._max_journaled = max_journaled
         self._batch_size = batch_size
         self._interval = interval
         self._max_backoff = max_backoff
+        self._durable_timeout = durable_timeout
         self._clock = clock
-        self._pending: deque[tuple[datetime, AuditEvent]] = deque()
-        self._recorded = 0  # entries ever queued
-        self._written = 0  # entries ever written (always a prefix of the queue)
+        # Entries not yet in the database, in order; the first is entry number `_written`.
+        self._pending: deque[Entry] = deque()
+        self._recorded = 0  # entries ever queued (replayed ones first)
+        self._written = 0  # entries ever stored (always a prefix of the queue)
+        self._journaled = 0  # every entry before this number is journaled or stored
         self._failing = False
+        self._journal_failing = False
+        self._journal_retry_at = 0.0
         self._warned_backlog = False
         self._wake = asyncio.Event()
+        self._journal_wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._journal_lock = asyncio.Lock()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_ids = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._journal_task: asyncio.Task[None] | None = None
 
     # -- the request path ---------------------------------------------------
 
-    def record(self, event: AuditEvent) -> None:
-        """Queue `event`, stamped now; it is written within about `interval` seconds."""
-        self._pending.append((self._clock(), event))
+    def record(self, event: AuditEvent) -> int:
+        """Queue `event`, stamped now; returns its ticket for `durable()`.
+
+        It is journaled within about an fsync and stored within about `interval`.
+        """
+        self._pending.append(to_entry(event, self._clock(), uuid.uuid4().hex))
         self._recorded += 1
+        if self.journal is not None:
+            self._journal_wake.set()
         if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
             self._wake.set()
-        if len(self._pending) > self._max_backlog and not self._warned_backlog:
+        if self._over_backlog() and not self._warned_backlog:
             self._warned_backlog = True
             log.warning(
                 "audit_backlog",
                 action="audit.backlog",
                 pending=len(self._pending),
+                unjournaled=self._unjournaled,
                 limit=self._max_backlog,
                 refusing=self.fail_closed,
             )
+        return self._recorded
+
+    async def durable(self, ticket: int) -> None:
+        """Return once the entry `ticket` (and every one before it) is journaled or stored.
+
+        Unavailable (503 `audit_unavailable`) at once when neither the journal nor
+        the database can be written, or after `durable_timeout` seconds.
+        """
+        if ticket <= self._durable_mark:
+            return
+        if not self._keepable:
+            raise audit_unavailable()
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (ticket, next(self._waiter_ids), future))
+        try:
+            async with asyncio.timeout(self._durable_timeout):
+                await future
+        except TimeoutError:
+            raise audit_unavailable() from None
+
+    async def settled(self) -> None:
+        """`durable()` for everything recorded so far (the admin routes' answer waits here)."""
+        await self.durable(self._recorded)
 
     @property
     def healthy(self) -> bool:
-        """Whether entries are being written and the backlog is within bounds."""
-        return not self._failing and len(self._pending) <= self._max_backlog
+        """Whether entries can be kept (database or journal) and the backlog is within bounds."""
+        return self._keepable and not self._over_backlog()
 
     @property
     def accepting(self) -> bool:
@@ -126,7 +194,7 @@ class AuditLog:
 
     @property
     def pending(self) -> int:
-        """Entries queued and not yet written."""
+        """Entries queued and not yet in the database."""
         return len(self._pending)
 
     def raise_if_closed(self) -> None:
@@ -136,34 +204,92 @@ class AuditLog:
         during an outage they would only grow the queue that cannot be written.
         """
         if not self.accepting:
-            raise Unavailable(
-                "the audit log cannot be written; requests are refused until it can",
-                code="audit_unavailable",
-            )
+            raise audit_unavailable()
 
-    # -- the writer -----------------------------------------------------------
+    @property
+    def _durable_mark(self) -> int:
+        return max(self._journaled, self._written)
+
+    @property
+    def _unjournaled(self) -> int:
+        return self._recorded - self._durable_mark
+
+    @property
+    def _keepable(self) -> bool:
+        journal_ok = self.journal is not None and not self._journal_failing
+        return journal_ok or not self._failing
+
+    def _over_backlog(self) -> bool:
+        return self._unjournaled > self._max_backlog or len(self._pending) > self._max_journaled
+
+    def _wake_waiters(self) -> None:
+        mark = self._durable_mark
+        while self._waiters and self._waiters[0][0] <= mark:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+
+    # -- the background tasks ---------------------------------------------------
 
     async def start(self) -> None:
-        """Start the background writer."""
+        """Open the journal (queueing what it holds, first), then start the tasks."""
+        if self.journal is not None and self._journal_task is None:
+            await self._open_journal()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name="audit-writer")
+        if self.journal is not None and self._journal_task is None:
+            self._journal_task = asyncio.create_task(self._journal_run(), name="audit-journal")
+
+    async def _open_journal(self) -> None:
+        assert self.journal is not None
+        if self._recorded:
+            raise RuntimeError("start the audit log before recording (the journal replays first)")
+        try:
+            left = await asyncio.to_thread(self.journal.open)
+        except JournalBusy as exc:
+            log.warning("audit_journal_busy", action="audit.journal", error=str(exc))
+            self.journal = None
+            return
+        except OSError as exc:
+            log.warning("audit_journal_unusable", action="audit.journal", error=str(exc)[:300])
+            self.journal = None
+            return
+        self._pending.extend(left)
+        self._recorded = self._journaled = len(left)
+        if left:
+            log.info("audit_replay", action="audit.journal", entries=len(left))
+            self._wake.set()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop the writer after writing everything queued (giving up after `timeout`)."""
+        """Stop after journaling everything and storing it (giving up on the database
+        after `timeout`: what it has not stored stays in the journal for the next start)."""
+        if self._journal_task is not None:
+            self._journal_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._journal_task
+            self._journal_task = None
+            await self._journal_pending()
         try:
             await self.flush(timeout)
         except TimeoutError:
+            kept = self._durable_mark - self._written
+            lost = len(self._pending) - kept
             log.error(
                 "audit_unwritten",
                 action="audit.stop",
                 pending=len(self._pending),
-                hint="the database could not be reached; these entries are lost",
+                journaled=kept,
+                lost=lost,
+                hint="the database could not be reached; journaled entries are written "
+                "at the next start, the others are lost",
             )
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.journal is not None:
+            self.journal.close()
 
     async def run(self) -> None:
         """Write queued entries in batches until cancelled."""
@@ -175,8 +301,39 @@ class AuditLog:
             self._wake.clear()
             await self._drain()
 
+    async def _journal_run(self) -> None:
+        """Journal queued entries until cancelled: one fsync for all that wait."""
+        while True:
+            await self._journal_wake.wait()
+            self._journal_wake.clear()
+            await self._journal_pending()
+
+    async def _journal_pending(self) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        async with self._journal_lock:
+            while self._durable_mark < self._recorded:
+                loop = asyncio.get_running_loop()
+                if self._journal_failing and loop.time() < self._journal_retry_at:
+                    return  # the database carries them meanwhile; retried after a pause
+                start, end = self._durable_mark, self._recorded
+                offset = start - self._written
+                batch = list(itertools.islice(self._pending, offset, offset + end - start))
+                try:
+                    await asyncio.to_thread(journal.append, batch, end)
+                except OSError as exc:
+                    self._note_journal_failure(exc)
+                    self._journal_retry_at = loop.time() + _JOURNAL_RETRY_S
+                    return
+                if self._journal_failing:
+                    log.warning("audit_journal_recovered", action="audit.journal")
+                    self._journal_failing = False
+                self._journaled = max(self._journaled, end)
+                self._wake_waiters()
+
     async def flush(self, timeout: float | None = None) -> None:
-        """Return once every entry queued before the call is written.
+        """Return once every entry queued before the call is in the database.
 
         Writes them itself (the writer need not run); a failing database is
         retried with backoff until `timeout` (TimeoutError) or forever.
@@ -201,7 +358,7 @@ class AuditLog:
             count = min(len(self._pending), self._batch_size)
             if count == 0:
                 return True
-            batch = [to_entry(event, at) for at, event in list(self._pending)[:count]]
+            batch = list(itertools.islice(self._pending, count))
             try:
                 await self.store.append(batch)
             except Exception as exc:  # noqa: BLE001 - any failure: keep the entries, retry
@@ -210,10 +367,13 @@ class AuditLog:
             for _ in range(count):
                 self._pending.popleft()
             self._written += count
+            self._wake_waiters()
+            if self.journal is not None:
+                await asyncio.to_thread(self.journal.committed, self._written)
             if self._failing:
                 log.warning("audit_recovered", action="audit.write", pending=len(self._pending))
             self._failing = False
-            if len(self._pending) <= self._max_backlog:
+            if not self._over_backlog():
                 self._warned_backlog = False
             return True
 
@@ -226,16 +386,29 @@ class AuditLog:
                 action="audit.write",
                 error=f"{type(exc).__name__}: {exc}"[:500],
                 pending=len(self._pending),
-                refusing=self.fail_closed,
+                journaled=self.journal is not None and not self._journal_failing,
+                refusing=self.fail_closed and not self._keepable,
             )
+
+    def _note_journal_failure(self, exc: OSError) -> None:
+        if not self._journal_failing:
+            log.warning(
+                "audit_journal_failed",
+                action="audit.journal",
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                refusing=self.fail_closed and self._failing,
+            )
+        self._journal_failing = True
 
     # -- reading --------------------------------------------------------------
 
-    async def verify(self, batch: int = 2000, tenant_id: str | None = None) -> VerifyReport:
+    async def verify(
+        self, batch: int = 2000, tenant_id: str | None = None, expect_head: str | None = None
+    ) -> VerifyReport:
         """Check the whole chain, or with `tenant_id` that tenant's chain (see `verify`)."""
         if tenant_id is not None:
-            return await verify_tenant(self.store, tenant_id, batch)
-        return await verify(self.store, batch)
+            return await verify_tenant(self.store, tenant_id, batch, expect_head=expect_head)
+        return await verify(self.store, batch, expect_head=expect_head)
 
     def export(
         self, since: datetime, until: datetime | None = None, tenant_id: str | None = None
@@ -245,13 +418,17 @@ class AuditLog:
         return export(self.store, since, until, tenant_id=tenant_id)
 
 
-async def verify(store: AuditStore, batch: int = 2000) -> VerifyReport:
+async def verify(
+    store: AuditStore, batch: int = 2000, *, expect_head: str | None = None
+) -> VerifyReport:
     """Read the table in `seq` order, `batch` entries at a time, and check every link and hash.
 
     Reports the first entry that does not hold: an edited entry fails its hash,
-    a deleted one leaves a gap, a moved one fails its link.
+    a deleted one leaves a gap, a moved one fails its link. With `expect_head`
+    (a head hash kept off the box), the chain must also hold that entry: a chain
+    cut short or rewritten from an entry on, which no link shows, fails there.
     """
-    verifier = Verifier()
+    verifier = Verifier(expect_head)
     async with contextlib.aclosing(store.scan(batch)) as pages:
         async for page in pages:
             if not verifier.feed(page):
@@ -261,15 +438,17 @@ async def verify(store: AuditStore, batch: int = 2000) -> VerifyReport:
     return verifier.report()
 
 
-async def verify_tenant(store: AuditStore, tenant_id: str, batch: int = 2000) -> VerifyReport:
+async def verify_tenant(
+    store: AuditStore, tenant_id: str, batch: int = 2000, *, expect_head: str | None = None
+) -> VerifyReport:
     """Check one tenant's chain: its entries in `tenant_seq` order, each linked to the one
     before it and matching its hash, reading no other tenant's entries.
 
     An edited entry fails its hash; a deleted one (or one moved to another tenant)
     leaves a gap in the tenant's numbering; entries re-ordered break links. The
-    report's `seq` numbers are the tenant chain's.
+    report's `seq` numbers are the tenant chain's; `expect_head` as for `verify`.
     """
-    verifier = Verifier()
+    verifier = Verifier(expect_head)
     async with contextlib.aclosing(store.scan_tenant(tenant_id, batch)) as pages:
         async for page in pages:
             if not verifier.feed(e.in_tenant_chain() for e in page):

@@ -149,13 +149,19 @@ def clean_field(name: str, value: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """An audit entry ready to be chained (data already cleaned)."""
+    """An audit entry ready to be chained (data already cleaned).
+
+    `entry_id` names it once and for all (not hashed): the table refuses a
+    second copy, so an entry written again after a lost acknowledgement, or
+    replayed from the journal, is stored once.
+    """
 
     at: datetime
     action: str
     tenant_id: str | None
     key_id: str | None
     data: dict[str, Any]
+    entry_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +298,10 @@ class VerifyReport:
 class Verifier:
     """Checks entries fed in `seq` order; stops at the first that does not hold."""
 
-    def __init__(self) -> None:
+    def __init__(self, expect_head: str | None = None) -> None:
+        # A head hash kept elsewhere: the chain must hold an entry with it.
+        self.expect_head = expect_head.lower() if expect_head else None
+        self.expected_seq: int | None = None
         self.checked = 0
         self.first_broken: int | None = None
         self.reason: str | None = None
@@ -333,10 +342,20 @@ class Verifier:
             self._fail(e.seq, f"entry {e.seq} does not match its hash: it was edited")
             return
         self._seq, self._hash = e.seq, e.hash
+        if e.hash == self.expect_head:
+            self.expected_seq = e.seq
 
     def _fail(self, seq: int, reason: str) -> None:
         self.first_broken, self.reason = seq, reason
 
     def report(self) -> VerifyReport:
-        """What was found so far."""
+        """What was found so far (call once every entry was fed)."""
+        if self.expect_head is not None and self.expected_seq is None and not self.broken:
+            # Every entry holds, yet the head kept elsewhere is none of them: newest
+            # entries were cut off, or the chain was rewritten from some entry on.
+            self._fail(
+                self._seq + 1,
+                f"the expected head {self.expect_head} is not in the chain: entries after "
+                f"seq {self._seq} were cut off, or the chain was rewritten",
+            )
         return VerifyReport(self.checked, self.first_broken, self.reason, self._seq, self._hash)

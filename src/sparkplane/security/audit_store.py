@@ -84,11 +84,20 @@ class AuditStore:
         self._sessions = sessions
 
     async def append(self, entries: Sequence[Entry]) -> list[StoredEntry]:
-        """Chain `entries` after the current head and insert them, in one transaction."""
+        """Chain `entries` after the current head and insert them, in one transaction.
+
+        Entries whose `entry_id` is already stored are skipped (idempotent: a batch
+        retried after a lost commit acknowledgement is stored once); returns those
+        inserted.
+        """
         if not entries:
             return []
         async with self._sessions() as session:
             await _lock_head(session)
+            entries = await _not_stored(session, entries)
+            if not entries:
+                await session.commit()
+                return []
             head = (
                 await session.execute(
                     select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
@@ -114,8 +123,9 @@ class AuditStore:
                         "tenant_seq": e.tenant_seq,
                         "tenant_prev_hash": e.tenant_prev_hash,
                         "tenant_hash": e.tenant_hash,
+                        "entry_id": source.entry_id,
                     }
-                    for e in chained
+                    for e, source in zip(chained, entries, strict=True)
                 ],
             )
             await session.commit()
@@ -233,6 +243,17 @@ class AuditStore:
             rows = (await session.execute(query)).all()
         entries = [_entry(r) for r in rows]
         return entries[::-1] if newest else entries
+
+
+async def _not_stored(session: AsyncSession, entries: Sequence[Entry]) -> Sequence[Entry]:
+    """`entries` less those whose id is already in the table (read under the append lock)."""
+    ids = [e.entry_id for e in entries if e.entry_id is not None]
+    if not ids:
+        return entries
+    stored = set(await session.scalars(select(AuditRow.entry_id).where(AuditRow.entry_id.in_(ids))))
+    if not stored:
+        return entries
+    return [e for e in entries if e.entry_id is None or e.entry_id not in stored]
 
 
 async def _tenant_heads(session: AsyncSession, tenants: set[str]) -> dict[str, tuple[int, str]]:

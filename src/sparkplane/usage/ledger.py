@@ -7,6 +7,8 @@ otherwise), before anything is sent to a device. `close()` runs exactly once
 when the request is over, whatever the outcome: it settles the limiter with
 the real token counts, hands a usage record to the meter and an entry to the
 audit log. Both write in the background: no database work on the request path.
+An answer leaves only once its audit entry is durable (journaled or stored):
+`close_body()` returns then, and `tallied()` holds a stream's `[DONE]` until then.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import orjson
 
 from sparkplane.backends.base import Operation
-from sparkplane.errors import SparkplaneError
+from sparkplane.errors import SparkplaneError, Unavailable
 from sparkplane.jobs.events import JobFinished
 from sparkplane.scheduler.dispatch import Answer
 from sparkplane.security.audit import AuditLog
@@ -122,10 +124,13 @@ class Ledger:
         attempts: int = 0,
         error: str | None = None,
         answer: bytes | None = None,
-    ) -> None:
-        """Settle limits with what was really used; record usage and audit (once)."""
+    ) -> int | None:
+        """Settle limits with what was really used; record usage and audit (once).
+
+        Returns the audit entry's ticket (None when already closed), for `durable()`.
+        """
         if entry.closed:
-            return
+            return None
         entry.closed = True
         elapsed = self._clock() - entry.started
         await self._limiter.settle(entry.ticket, tokens=tokens.total, images=0)
@@ -149,7 +154,7 @@ class Ledger:
         content = entry.content
         if content is not None and answer is not None:
             content = {**content, "response": _json_or_text(answer)}
-        self._audit.record(
+        return self._audit.record(
             InferenceEvent(
                 tenant_id=tenant_id,
                 key_id=key_id,
@@ -170,33 +175,58 @@ class Ledger:
     async def close_body(
         self, entry: Entry, *, device: str, status: int, body: bytes, attempts: int
     ) -> None:
-        """Close after a plain answer, counting its tokens."""
+        """Close before a plain answer is sent, counting its tokens; returns once its
+        audit entry is durable (Unavailable, 503 `audit_unavailable`, if it cannot be)."""
         tokens = count_body(body, entry.request_bytes) if status < 400 else NOTHING
-        await self.close(
+        ticket = await self.close(
             entry, device=device, status=status, tokens=tokens, attempts=attempts, answer=body
         )
+        if ticket is not None:
+            await self._audit.durable(ticket)
 
     async def tallied(
         self, entry: Entry, answer: Answer, stream: AsyncIterator[bytes]
     ) -> AsyncIterator[bytes]:
-        """Pass a stream through, counting its tokens; closes the entry when it ends."""
+        """Pass a stream through, counting its tokens; closes the entry when it ends.
+
+        The chunk carrying `[DONE]` waits until the entry is durable; if it cannot
+        be, the stream ends with an `audit_unavailable` error event instead.
+        """
         tally = StreamTally(entry.request_bytes)
         try:
             async for chunk in stream:
                 tally.feed(chunk)
+                done = chunk.find(_DONE)
+                if done >= 0 and not entry.closed:
+                    chunk = await self._durable_end(entry, answer, tally, chunk, done)
                 yield chunk
         finally:
             # Shielded: a client that leaves cancels this generator, but the limiter
             # must still be settled (a Redis round trip may be in flight).
-            await asyncio.shield(
-                self.close(
-                    entry,
-                    device=answer.device.name,
-                    status=answer.outcome or answer.status,
-                    tokens=tally.result(),
-                    attempts=answer.attempts,
-                )
-            )
+            await asyncio.shield(self._close_stream(entry, answer, tally))
+
+    async def _close_stream(self, entry: Entry, answer: Answer, tally: StreamTally) -> int | None:
+        return await self.close(
+            entry,
+            device=answer.device.name,
+            status=answer.outcome or answer.status,
+            tokens=tally.result(),
+            attempts=answer.attempts,
+        )
+
+    async def _durable_end(
+        self, entry: Entry, answer: Answer, tally: StreamTally, chunk: bytes, done: int
+    ) -> bytes:
+        """The stream's last chunk, once its audit entry is durable."""
+        ticket = await asyncio.shield(self._close_stream(entry, answer, tally))
+        if ticket is None:
+            return chunk
+        try:
+            await self._audit.durable(ticket)
+        except Unavailable as exc:
+            error = {"message": exc.message, "type": exc.type, "param": None, "code": exc.code}
+            return chunk[:done] + b"data: " + orjson.dumps({"error": error}) + b"\n\n" + _DONE
+        return chunk
 
     async def admit_job(self, principal: Principal) -> None:
         """Gate a workflow submission: audit up, and the caller's rate and image quota.
@@ -239,6 +269,7 @@ class Ledger:
         )
 
 
+_DONE = b"data: [DONE]\n\n"
 # A job's end as the HTTP status its usage row carries (errors counted as such).
 _JOB_STATUS = {"success": 200, "error": 500, "interrupted": 499, "cancelled": 499}
 
