@@ -20,8 +20,9 @@ from sparkplane.sim.engine import OOM, REJECTED, TIMED_OUT, Engine, Job, Node
 
 # The simulator's default tuning: a device takes no more than it can start at
 # once (saturation 1), so waiting happens in the fair queue, where priority and
-# fair share apply, not in an engine's FIFO.
-SIM_TUNING = Tuning(saturation=1)
+# fair share apply, not in an engine's FIFO. It never retries a request on another
+# device, so only the best plan is kept (max_plans 1).
+SIM_TUNING = Tuning(saturation=1, max_plans=1)
 QUEUE_LIMIT = 4096
 # While requests wait, the queue is also retried this often: what blocks them may
 # end without an event (a model becomes old enough to evict, `min_resident_s`).
