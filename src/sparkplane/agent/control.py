@@ -173,8 +173,8 @@ class NodeControl:
                          deployment=deployment.name, state=status.state)  # fmt: skip
         if status.state != "running" or status.port is None:
             return False
-        url = f"{urlsplit(node.url).scheme or 'http'}://{_host(node)}:{status.port}"
-        url = url.replace("https://", "http://")  # engines themselves speak plain HTTP
+        # Engines speak plain HTTP on their own ports, whatever the agent's API does.
+        url = f"http://{_host(node)}:{status.port}"
         if deployment.device_name is None:
             await self._register(node, deployment, url)
             return True

@@ -4,6 +4,7 @@ the engine processes it runs for the server."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class NodeAgent:
         self._running: dict[str, EngineProcess] = {}
         # Deployments the server wants that could not even start here, with why.
         self._refused: dict[str, DeploymentStatus] = {}
+        # When each deployment was last stopped on request (time.monotonic()).
+        self._stopped: dict[str, float] = {}
         self._lock = asyncio.Lock()
         # Set whenever a deployment changes state, so a heartbeat goes out at once.
         self.changed = asyncio.Event()
@@ -110,21 +113,31 @@ class NodeAgent:
             process = self._get(deployment_id)
             await process.stop()
             del self._running[deployment_id]
+            self._stopped[deployment_id] = time.monotonic()
         self.changed.set()
 
     def logs(self, deployment_id: str, lines: int) -> str:
         """The last `lines` lines of a deployment's engine output."""
         return self._get(deployment_id).log.tail(lines)
 
-    async def reconcile(self, wanted: list[DeploymentSpec]) -> None:
+    async def reconcile(self, wanted: list[DeploymentSpec], asked_at: float) -> None:
         """Run what the server wants and stop what it no longer does (after a
-        restart of this agent, or a deployment removed while it was away)."""
+        restart of this agent, or a deployment removed while it was away).
+
+        `asked_at` (time.monotonic()) is when the heartbeat this answers was sent:
+        a deployment started since then may be missing from the answer only
+        because the server had not recorded it yet, so it is left running.
+        """
         wanted_ids = {s.id for s in wanted}
         self._refused = {k: v for k, v in self._refused.items() if k in wanted_ids}
-        for deployment_id in [i for i in self._running if i not in wanted_ids]:
-            await self.stop(deployment_id)
+        unwanted = [i for i, p in self._running.items() if i not in wanted_ids]
+        for deployment_id in unwanted:
+            if self._running[deployment_id].created < asked_at:
+                await self.stop(deployment_id)
+        # Likewise one stopped since then is not started again from a stale answer.
+        self._stopped = {k: t for k, t in self._stopped.items() if t >= asked_at}
         for spec in wanted:
-            if spec.id not in self._running:
+            if spec.id not in self._running and spec.id not in self._stopped:
                 try:
                     await self.run(spec)
                 except (BadRequest, NotFound) as exc:

@@ -96,6 +96,7 @@ class EngineProcess:
         self._on_change = on_change
         self.timing = timing or Timing()
         self.port = spec.port or free_port(_probe_host(host))
+        self.created = time.monotonic()
         self.state: State = "starting"
         self.restarts = 0
         self.error: str | None = None

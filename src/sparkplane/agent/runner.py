@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,8 +139,9 @@ class AgentRun:
             models=await self.agent.models(),
             deployments=self.agent.statuses(),
         )
+        asked_at = time.monotonic()
         answer = await self.client.heartbeat(self.node_key, beat)
-        await self.agent.reconcile(answer.deployments)
+        await self.agent.reconcile(answer.deployments, asked_at)
 
     async def heartbeats(self) -> None:
         """Heartbeats every `heartbeat_s`, and at once after a deployment changed."""

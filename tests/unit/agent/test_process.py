@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 
 from sparkplane.agent.engines import builtin_engines
+from sparkplane.agent.node import NodeAgent, NodeConfig
 from sparkplane.agent.process import EngineProcess, Timing, launcher
 from sparkplane.agent.protocol import DeploymentSpec
 
@@ -110,3 +112,28 @@ def test_engines_are_started_to_die_with_the_agent() -> None:
         assert argv[-3:] == ["llama-server", "-m", "x.gguf"]
     else:
         assert argv == ["llama-server", "-m", "x.gguf"]
+
+
+async def test_a_stale_heartbeat_answer_neither_stops_a_new_deployment_nor_revives_a_stopped_one(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The server may answer a heartbeat sent before it recorded a deployment (or
+    before it removed one): such an answer must not undo what it asked since."""
+    agent = NodeAgent(NodeConfig(name="n", models_dir=tmp_path, home=tmp_path, timing=FAST), http)
+    try:
+        sent = time.monotonic()
+        deployment = spec(SERVE)
+        await agent.run(deployment)
+        await agent.reconcile([], sent)  # answered before the server knew of it
+        assert [s.id for s in agent.statuses()] == [deployment.id]
+        await agent.reconcile([], time.monotonic())  # the server no longer wants it
+        assert agent.statuses() == []
+
+        revived = spec(SERVE)
+        await agent.run(revived)
+        sent = time.monotonic()
+        await agent.stop(revived.id)
+        await agent.reconcile([revived], sent)  # answered before the server removed it
+        assert agent.statuses() == []
+    finally:
+        await agent.close()
