@@ -20,9 +20,9 @@ from sparkplane.security.limits import LocalLimiter
 from sparkplane.security.store import TenantStore
 from sparkplane.security.tenancy import Limits, Prices
 from sparkplane.usage.meter import Meter
-from sparkplane.usage.store import UsageStore
 from sparkplane.usage.records import UsageRecord
 from sparkplane.usage.report import month_report
+from sparkplane.usage.store import UsageStore
 from tests.support.limiter_contract import START, FakeClock, caller
 
 NOV = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -91,7 +91,7 @@ async def test_flush_waits_for_the_batch_the_writer_has_in_flight(
             if meter.pending == 0:
                 break
             await asyncio.sleep(0.01)
-        assert meter.pending == 0 and meter.written == 0
+        assert (meter.pending, meter.written) == (0, 0)
         flushed = asyncio.create_task(meter.flush())
         await asyncio.sleep(0.05)
         assert not flushed.done()  # still waiting for the insert in flight
