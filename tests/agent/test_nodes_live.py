@@ -8,6 +8,7 @@ back with it); a deployment that does not fit starts nothing and says why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -56,7 +57,7 @@ async def test_a_deployed_gguf_answers_and_a_crashed_engine_comes_back(
         assert listed["name"] == "tiny"
         assert listed["need_bytes"] > 0
 
-        await deploy_tiny(f)
+        await deploy_tiny(f, "--env", "TINY_MARK=from-deploy")
         answer = await chat(f.url)
         assert answer.status_code == 200, answer.text
         assert answer.headers["x-sparkplane-device"] == "box-tiny"
@@ -68,6 +69,8 @@ async def test_a_deployed_gguf_answers_and_a_crashed_engine_comes_back(
         assert "GET /v1/models" in logs.stdout  # the engine's own output
 
         (engine,) = pids_running(f.engine_marker)
+        environ = (await asyncio.to_thread(Path(f"/proc/{engine}/environ").read_bytes)).split(b"\0")
+        assert b"TINY_MARK=from-deploy" in environ
         os.kill(engine, signal.SIGKILL)
 
         async def restarted() -> bool:

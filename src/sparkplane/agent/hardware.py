@@ -38,20 +38,15 @@ def memory_of(
         total = sum(g.memory_total_bytes or 0 for g in discrete)
         free = total - sum(g.memory_used_bytes or 0 for g in discrete)
         memory = Memory(kind="gpu", total_bytes=total, free_bytes=free, shared=False, source="nvml")
-    elif gpus or apple:
-        memory = Memory(
-            kind="unified",
-            total_bytes=system.total,
-            free_bytes=system.available,
-            shared=True,
-            source=system.source,
-        )
     else:
+        # The machine's RAM: shared with the GPU on unified memory, the CPU's alone
+        # when there is no GPU.
+        unified = bool(gpus) or apple
         memory = Memory(
-            kind="system",
+            kind="unified" if unified else "system",
             total_bytes=system.total,
             free_bytes=system.available,
-            shared=False,
+            shared=unified,
             source=system.source,
         )
     if cap_bytes is not None:

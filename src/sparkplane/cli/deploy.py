@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
         arg: Annotated[
             list[str] | None, typer.Option(help="Extra engine argument (repeatable).")
         ] = None,
+        env: Annotated[
+            list[str] | None,
+            typer.Option(help="KEY=VALUE for the engine's environment (repeatable)."),
+        ] = None,
         command: Annotated[
             str | None, typer.Option(help="For --engine command: e.g. 'srv --port {port} {model}'.")
         ] = None,
@@ -61,9 +65,10 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(config)
         if engine is not None and engine not in EngineName.__args__:  # type: ignore[attr-defined]
             fail(f"unknown engine {engine!r}")
+        variables = dict(_pair(v) for v in env or [])
         request = DeployRequest(
             model=model, engine=engine, node=node, name=name, served_name=served_name,
-            context=context, args=list(arg or []), command=command,
+            context=context, args=list(arg or []), env=variables, command=command,
         )  # fmt: skip
 
         async def go() -> tuple[DeploymentRecord, str]:
@@ -121,6 +126,13 @@ def register(app: typer.Typer) -> None:
 
         record = run(go())
         console.print(f"stopped {record.name}")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        fail(f"--env takes KEY=VALUE, not {text!r}")
+    return key, value
 
 
 def _progress() -> Progress:
