@@ -243,6 +243,9 @@ class NodeControl:
     async def watch(self) -> None:
         """Look for lost nodes until cancelled."""
         interval = max(0.1, min(self.lost_after_s / 4, 5.0))
+        # After a restart of the server every node's last heartbeat is old: give
+        # agents one full window to call in before any is declared lost.
+        await asyncio.sleep(self.lost_after_s)
         while True:
             try:
                 await self.mark_lost()
