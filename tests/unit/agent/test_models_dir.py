@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from sparkplane.agent.models_dir import ModelShelf, scan
+from tests.unit.planner.planner_files import write_hf_folder
 
 
 def test_a_gguf_file_is_listed_with_what_it_needs(tmp_path: Path, tiny_llama_gguf: Path) -> None:
@@ -51,3 +52,17 @@ def test_the_shelf_reads_a_file_again_only_when_it_changed(
     assert shelf.scan()[0] is first[0]
     (tmp_path / "tiny.gguf").write_bytes(b"replaced by something unreadable")
     assert shelf.scan()[0].error
+
+
+def test_a_hugging_face_folder_is_listed_for_vllm(tmp_path: Path) -> None:
+    write_hf_folder(tmp_path / "tiny-llama-hf")
+    (entry,) = scan(tmp_path)
+    assert entry.name == "tiny-llama-hf"
+    assert entry.format == "safetensors"
+    assert entry.engine == "vllm"
+    assert entry.bytes == sum(
+        p.stat().st_size for p in (tmp_path / "tiny-llama-hf").glob("*.safetensors")
+    )
+    assert entry.need_bytes is not None
+    assert entry.need_bytes > entry.bytes  # vLLM's runtime and the KV cache on top
+    assert entry.error is None
