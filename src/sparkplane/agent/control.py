@@ -71,7 +71,7 @@ def plain_name(text: str) -> str:
     return cleaned or "model"
 
 
-def _peer_url(url: str, peer: str | None) -> str:
+def agent_url(url: str, peer: str | None) -> str:
     """The agent's URL with a wildcard host replaced by the address it called from."""
     parts = urlsplit(url)
     if parts.hostname not in ("0.0.0.0", "::", "") or not peer:
@@ -122,7 +122,7 @@ class NodeControl:
         node_key = credentials.new_node_key(node_id)
         node = await self.store.join(
             name=request.name,
-            url=_peer_url(request.url, peer),
+            url=agent_url(request.url, peer),
             node_key=node_key,
             node_id=node_id,
             agent_key=request.agent_key,
