@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(
         2.0, gt=0, le=5, description="Seconds a verified key is trusted before re-checking it."
     )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Failed authentications one source address may make in a burst (then "
+        "one every 60/N s) before it is answered 429 without its key being checked.",
+    )
     metrics_public: bool = Field(
         True, description="Serve /metrics without a key (for a scraper on a trusted network)."
     )

@@ -4,6 +4,7 @@
     ├── BadRequest                     400 invalid_request_error
     │   └── PayloadTooLarge            413 invalid_request_error
     ├── Unauthorized                   401 authentication_error
+    │   └── KeyRefused                 401 invalid_api_key (carries the reason, for the audit log)
     ├── Forbidden                      403 permission_error
     ├── NotFound                       404 not_found_error
     │   └── ModelNotFound              404 invalid_request_error / model_not_found
@@ -59,6 +60,15 @@ class Unauthorized(SparkplaneError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class KeyRefused(Unauthorized):
+    """A missing or invalid key; `reason` (e.g. `revoked`) is for the audit log, not
+    the caller, who learns only that the key is not valid."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Forbidden(SparkplaneError):

@@ -52,6 +52,7 @@ from sparkplane.security.audit import AuditLog
 from sparkplane.security.audit_journal import Journal
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
+from sparkplane.security.auth_guard import AuthGuard
 from sparkplane.security.limits import Limiter, LocalLimiter
 from sparkplane.security.limits_redis import RedisLimiter
 from sparkplane.security.principal import Principal
@@ -86,6 +87,7 @@ class Runtime:
     tenants: TenantStore
     keys: KeyStore
     authenticator: Authenticator
+    guard: AuthGuard
     limiter: Limiter
     meter: Meter
     ledger: Ledger
@@ -246,6 +248,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         fail_closed=settings.audit_fail_closed,
     )
     agents_http = agent_session(settings.agent_ca)
+    authenticator = Authenticator(key_store, ttl=settings.auth_cache_s)
     runtime = Runtime(
         settings=settings,
         lifecycle=lifecycle,
@@ -262,7 +265,8 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         default_policy=Policy(allow_off_prem=settings.allow_off_prem),
         tenants=TenantStore(sessions),
         keys=key_store,
-        authenticator=Authenticator(key_store, ttl=settings.auth_cache_s),
+        authenticator=authenticator,
+        guard=AuthGuard(authenticator, audit, settings.auth_failures_per_minute),
         limiter=limiter,
         meter=meter,
         ledger=Ledger(limiter, meter, audit),

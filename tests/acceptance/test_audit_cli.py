@@ -27,7 +27,12 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def cli(
     tmp_path: Path, url: str, *args: str, secret: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SPARKPLANE_DATABASE_URL": url, "SPARKPLANE_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SPARKPLANE_DATABASE_URL": url,
+        "SPARKPLANE_HOME": str(tmp_path),
+        "COLUMNS": "200",  # a wide terminal: table rows on one line each
+    }
     env.pop("SPARKPLANE_CONFIG", None)
     env.pop("SPARKPLANE_AUDIT_HEAD_SECRET", None)
     if secret is not None:

@@ -4,6 +4,7 @@ in `api/openai.py`. Pure ASGI (no BaseHTTPMiddleware) to keep the proxy cheap.""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sparkplane.api import openai
-from sparkplane.api.auth import PRINCIPAL, presented_key
+from sparkplane.api.auth import PRINCIPAL, presented_key, principal_of
 from sparkplane.api.errors import error_body
 from sparkplane.errors import SparkplaneError
 from sparkplane.lifecycle import Lifecycle
@@ -125,6 +126,7 @@ class GatewayMiddleware:
                 exc.code,
                 rid_header,
                 www_authenticate=exc.status == 401,
+                retry_after=getattr(exc, "retry_after", None),
             )
             return
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
@@ -142,6 +144,10 @@ class GatewayMiddleware:
             if refused:
                 return  # the answer was replaced by the refusal below
             if message["type"] == "http.response.start":
+                if message["status"] == 403 and self.auth_enabled:
+                    # A valid key refused a permission: on the record, with its source.
+                    rt: Runtime = scope["state"]["runtime"]
+                    rt.guard.denied(principal_of(scope), source=_source(scope), path=scope["path"])
                 if settle:
                     try:
                         await scope["state"]["runtime"].audit.settled()
@@ -185,7 +191,9 @@ class GatewayMiddleware:
             scope[PRINCIPAL] = ANONYMOUS if not self.auth_enabled else PUBLIC
             return
         rt: Runtime = scope["state"]["runtime"]
-        scope[PRINCIPAL] = await rt.authenticator.authenticate(presented_key(scope))
+        scope[PRINCIPAL] = await rt.guard.authenticate(
+            presented_key(scope), source=_source(scope), path=scope["path"]
+        )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.lifecycle.draining:
@@ -202,6 +210,12 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.lifecycle.leave()
+
+
+def _source(scope: Scope) -> str:
+    """The peer's address (as the server saw it, or as a trusted proxy forwarded it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 async def _guarded(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
@@ -290,11 +304,14 @@ async def _error(
     *,
     www_authenticate: bool = False,
     allow: bytes | None = None,
+    retry_after: float | None = None,
 ) -> None:
     body = orjson.dumps(error_body(message, type_, code))
     headers = [_JSON, (b"content-length", str(len(body)).encode()), rid]
     if allow is not None:
         headers.append((b"allow", allow))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
     if www_authenticate:
         headers.append((b"www-authenticate", b'Bearer realm="sparkplane"'))
     else:

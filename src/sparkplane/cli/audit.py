@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sparkplane.cli.common import (
@@ -32,7 +33,7 @@ from sparkplane.cli.common import (
 from sparkplane.db.engine import session_factory
 from sparkplane.errors import NotFound
 from sparkplane.security import audit
-from sparkplane.security.audit_chain import VerifyReport
+from sparkplane.security.audit_chain import StoredEntry, VerifyReport, timestamp
 from sparkplane.security.audit_head import HeadError, check, sign
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.store import TenantStore
@@ -136,6 +137,78 @@ def verify(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("list")
+def list_entries(
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed",
+            help="Only failed authentications and refused permissions (`auth.failed`).",
+        ),
+    ] = False,
+    action: Annotated[
+        str | None,
+        typer.Option(help="Only this action (`keys.*` for a prefix)."),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(parser=parse_time, metavar="WHEN", help="Entries at or after this time."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(parser=parse_time, metavar="WHEN", help="Entries before this time."),
+    ] = None,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show entries, oldest first: the newest `--limit` of them, or from `--since` on."""
+    settings = settings_from(config)
+    if failed:
+        action = "auth.failed"
+
+    async def go() -> list[StoredEntry]:
+        async with database(settings) as engine:
+            store = AuditStore(session_factory(engine))
+            tenant_id = await _tenant_id(engine, tenant)
+            return await store.search(
+                since=since,
+                until=until,
+                tenant_id=tenant_id,
+                action=action,
+                limit=limit,
+                tenant_chain=tenant_id is not None,
+            )
+
+    entries = run(go())
+    if as_json:
+        for entry in entries:
+            typer.echo(json.dumps(entry.public(), ensure_ascii=False, separators=(",", ":")))
+        return
+    table = Table("seq", "at", "action", "key", "details", box=None)
+    for entry in entries:
+        table.add_row(
+            str(entry.seq),
+            timestamp(entry.at)[:19].replace("T", " "),
+            entry.action,
+            entry.key_id or "-",
+            _details(entry.data),
+        )
+    console.print(table)
+    if not entries:
+        console.print("no entries", style="dim")
+
+
+def _details(data: dict[str, Any]) -> str:
+    """An entry's data on one line (the failure's fields first, when it is one)."""
+    if "reason" in data and "client" in data:
+        status, reason, client = data.get("status"), data.get("reason"), data.get("client")
+        return f"{status} {reason} from {client} {data.get('path')}"
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 @app.command("head")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sparkplane.errors import Unauthorized
+from sparkplane.errors import KeyRefused
 from sparkplane.security import keys
 from sparkplane.security.principal import Principal
 from sparkplane.security.store import KeyStore
@@ -33,23 +33,36 @@ class Authenticator:
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._pending: dict[str, asyncio.Future[Principal | None]] = {}
+        # key -> (good until, the caller or why it was refused)
+        self._cache: dict[str, tuple[float, Principal | str]] = {}
+        self._pending: dict[str, asyncio.Future[Principal | str]] = {}
 
     async def authenticate(self, key: str | None) -> Principal:
-        """The caller behind `key`; Unauthorized if missing, unknown, revoked or expired."""
+        """The caller behind `key`; KeyRefused (401) if missing, unknown, revoked or expired.
+
+        The refusal's `reason` says which for the audit log; its message does not.
+        """
         if not key:
-            raise Unauthorized("an API key is required (Authorization: Bearer sp-...)")
+            raise KeyRefused(
+                "an API key is required (Authorization: Bearer sp-...)", reason="missing"
+            )
         cached = self._cache.get(key)
         if cached is not None and cached[0] > self._clock():
-            principal = cached[1]
+            found = cached[1]
         else:
-            principal = await self._verify_once(key)
-        if principal is None:
-            raise Unauthorized("the API key is not valid (unknown, revoked or expired)")
-        return principal
+            found = await self._verify_once(key)
+        if isinstance(found, str):
+            raise KeyRefused("the API key is not valid (unknown, revoked or expired)", reason=found)
+        return found
 
-    async def _verify_once(self, key: str) -> Principal | None:
+    def trusted(self, key: str | None) -> bool:
+        """Whether `key` was verified good within the cache time (no I/O)."""
+        if not key:
+            return False
+        cached = self._cache.get(key)
+        return cached is not None and cached[0] > self._clock() and not isinstance(cached[1], str)
+
+    async def _verify_once(self, key: str) -> Principal | str:
         """Verify against the database, one lookup per key however many requests
         are waiting (when a busy key's cache entry expires, all its requests at
         that moment share one query instead of each making its own)."""
@@ -59,26 +72,31 @@ class Authenticator:
         pending = asyncio.ensure_future(self._verify(key))
         self._pending[key] = pending
         try:
-            principal = await asyncio.shield(pending)
+            found = await asyncio.shield(pending)
         finally:
             self._pending.pop(key, None)
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()
-        self._cache[key] = (self._clock() + self._ttl, principal)
-        return principal
+        self._cache[key] = (self._clock() + self._ttl, found)
+        return found
 
-    async def _verify(self, key: str) -> Principal | None:
+    async def _verify(self, key: str) -> Principal | str:
         key_id = keys.key_id_of(key)
         if key_id is None:
-            return None
+            return "malformed"
         found = await self._store.lookup(key_id)
         if found is None:
-            return None
+            return "unknown_key"
         record, stored, tenant = found
         if not keys.matches(key, stored):
-            return None
-        if not record.usable(datetime.now(UTC)) or tenant.disabled:
-            return None
+            return "wrong_secret"
+        now = datetime.now(UTC)
+        if record.revoked_at is not None:
+            return "revoked"
+        if not record.usable(now):
+            return "expired"
+        if tenant.disabled:
+            return "tenant_disabled"
         return Principal(
             key_id=record.id,
             tenant_id=tenant.id,
