@@ -53,6 +53,7 @@ from sparkplane.security.audit_journal import Journal
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.auth import Authenticator
 from sparkplane.security.auth_guard import AuthGuard
+from sparkplane.security.key_usage import KeyUsage
 from sparkplane.security.limits import Limiter, LocalLimiter
 from sparkplane.security.limits_redis import RedisLimiter
 from sparkplane.security.principal import Principal
@@ -88,6 +89,7 @@ class Runtime:
     keys: KeyStore
     authenticator: Authenticator
     guard: AuthGuard
+    key_usage: KeyUsage
     limiter: Limiter
     meter: Meter
     ledger: Ledger
@@ -248,7 +250,8 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         fail_closed=settings.audit_fail_closed,
     )
     agents_http = agent_session(settings.agent_ca)
-    authenticator = Authenticator(key_store, ttl=settings.auth_cache_s)
+    key_usage = KeyUsage(key_store)
+    authenticator = Authenticator(key_store, ttl=settings.auth_cache_s, usage=key_usage)
     runtime = Runtime(
         settings=settings,
         lifecycle=lifecycle,
@@ -267,6 +270,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         keys=key_store,
         authenticator=authenticator,
         guard=AuthGuard(authenticator, audit, settings.auth_failures_per_minute),
+        key_usage=key_usage,
         limiter=limiter,
         meter=meter,
         ledger=Ledger(limiter, meter, audit),
@@ -290,6 +294,7 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
         agents_http=agents_http,
     )
     meter.start()
+    key_usage.start()
     await runtime.audit.start()
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     runtime.tasks.append(asyncio.create_task(runtime.nodes.watch(), name="nodes"))
@@ -321,6 +326,7 @@ async def stop(runtime: Runtime) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await runtime.meter.stop()
+    await runtime.key_usage.stop()
     await runtime.limiter.close()
     await runtime.audit.stop()
     await runtime.http.close()

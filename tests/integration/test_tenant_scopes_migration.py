@@ -19,7 +19,10 @@ from sparkplane.security.audit_store import AuditStore
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 # Columns later migrations add to the tables this one shapes.
-ADDED_LATER = {"api_keys": set[str](), "audit_log": {"entry_id"}}
+ADDED_LATER = {
+    "api_keys": {"last_used_at", "previous_secret_hash", "previous_until"},
+    "audit_log": {"entry_id"},
+}
 OLD_ROLES = {"k-admin": "admin", "k-oper": "operator", "k-audit": "auditor", "k-member": "member"}
 
 

@@ -10,7 +10,7 @@ it did not exist.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -28,6 +28,8 @@ router = APIRouter(prefix="/api", tags=["security"])
 TenantName = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
+# A rotation's old secret works at most this long beside the new one (30 days).
+MAX_OVERLAP_S = 30 * 86400
 KeyName = Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f]*$")]
 
 
@@ -242,18 +244,29 @@ async def update_key(
     return updated.public(tenant.name)
 
 
+class KeyRotate(BaseModel):
+    """How to rotate: how long the old secret keeps working beside the new one."""
+
+    overlap_s: int = Field(0, ge=0, le=MAX_OVERLAP_S)
+
+
 @router.post("/keys/{key_id}/rotate", summary="Rotate a key")
 async def rotate_key(
-    key_id: str, request: Request, who: Principal = require(Permission.KEYS_OWN)
+    key_id: str,
+    request: Request,
+    body: KeyRotate | None = None,
+    who: Principal = require(Permission.KEYS_OWN),
 ) -> dict[str, Any]:
-    """A new secret for the key (same id, role and limits); the old one stops working
-    within `auth_cache_s`. `key` in the answer is shown this once."""
+    """A new secret for the key (same id, role and limits). The old one keeps working
+    for `overlap_s` seconds (default 0: it stops within `auth_cache_s`), so clients
+    can move over without a gap. `key` in the answer is shown this once."""
     rt = runtime(request)
     rt.audit.raise_if_closed()
     record, tenant = await _key_in_reach(rt, who, key_id)
-    rotated, key = await rt.keys.rotate(record.id)
+    overlap = (body or KeyRotate()).overlap_s
+    rotated, key = await rt.keys.rotate(record.id, timedelta(seconds=overlap))
     rt.authenticator.forget()
-    _record(request, who, "keys.rotate", record.id, tenant)
+    _record(request, who, "keys.rotate", record.id, tenant, overlap_s=overlap)
     return {**rotated.public(tenant.name), "key": key}
 
 

@@ -216,6 +216,19 @@ def tenants_show(name: str, config: ConfigOption = None) -> None:
     typer.echo(json.dumps(run(go()).public(), indent=2))
 
 
+def _duration(text: str) -> timedelta:
+    """`0`, `90m`, `12h` or `7d`, at most 30 days."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    if text == "0":
+        return timedelta(0)
+    if not (text[:-1].isdigit() and text[-1] in units):
+        fail(f"--overlap: use 0, 90m, 12h or 7d, not {text!r}")
+    window = timedelta(**{units[text[-1]]: int(text[:-1])})
+    if window > timedelta(days=30):
+        fail("--overlap: at most 30d")
+    return window
+
+
 def _expiry(text: str | None) -> datetime | None:
     """`30d`, `12h`, `90m` or an ISO date/time."""
     if text is None:
@@ -314,10 +327,14 @@ def keys_list(
     if as_json:
         typer.echo(json.dumps([r.public(names.get(r.tenant_id)) for r in records], indent=2))
         return
-    table = Table("id", "tenant", "scope", "role", "name", "created", "expires", "state")
+    table = Table(
+        "id", "tenant", "scope", "role", "name", "created", "expires", "last used", "state"
+    )
     now = datetime.now(UTC)
     for r in records:
         state = "revoked" if r.revoked_at else ("expired" if not r.usable(now) else "active")
+        if state == "active" and r.previous_until is not None and r.previous_until > now:
+            state = f"active (old secret until {r.previous_until:%Y-%m-%d %H:%M})"
         table.add_row(
             r.id,
             names.get(r.tenant_id, "?"),
@@ -326,6 +343,7 @@ def keys_list(
             r.name,
             r.created_at.strftime("%Y-%m-%d %H:%M"),
             r.expires_at.strftime("%Y-%m-%d %H:%M") if r.expires_at else "-",
+            r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
             state,
         )
     console.print(table)
@@ -349,17 +367,35 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate(key_id: str, config: ConfigOption = None) -> None:
+def keys_rotate(
+    key_id: str,
+    overlap: Annotated[
+        str,
+        typer.Option(
+            "--overlap",
+            help="How long the old secret keeps working beside the new one: 0 (default), "
+            "90m, 12h, 7d (at most 30d).",
+        ),
+    ] = "0",
+    config: ConfigOption = None,
+) -> None:
     """Give a key a new secret (same id, role and limits) and print it once; servers
-    refuse the old one within `auth_cache_s` seconds."""
+    refuse the old one after the overlap, within `auth_cache_s` seconds."""
     settings = settings_from(config)
+    window = _duration(overlap)
 
     async def go() -> tuple[KeyRecord, str, TenantRecord]:
         async with database(settings) as engine:
             sessions = session_factory(engine)
-            record, key = await KeyStore(sessions).rotate(key_id)
+            record, key = await KeyStore(sessions).rotate(key_id, window)
             tenant = await TenantStore(sessions).get_by_id(record.tenant_id)
-            await audit_admin(engine, "keys.rotate", key_id, concerns=tenant)
+            await audit_admin(
+                engine,
+                "keys.rotate",
+                key_id,
+                concerns=tenant,
+                overlap_s=int(window.total_seconds()),
+            )
             return record, key, tenant
 
     record, key, tenant = run(go())

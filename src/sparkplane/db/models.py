@@ -128,6 +128,11 @@ class ApiKeyRow(Base):
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # "platform" (reaches every tenant) or "tenant" (only its own); see security/rbac.py.
     scope: Mapped[str] = mapped_column(String(20), default="tenant")
+    # Written in batches off the request path (security/key_usage.py).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The secret a rotation replaced, still accepted until `previous_until`.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AuditRow(Base):

@@ -2,8 +2,10 @@
 
 Verified keys are cached for `ttl` seconds (default 2): a revoked or expired
 key, or a changed tenant policy, takes effect in every process sharing the
-database within that time. Unknown keys are cached as refusals just as
-briefly, so a flood of bad keys costs one query per key per period.
+database within that time. Each accepted request notes its key's use in
+`KeyUsage` (a dict write; the database is written in batches). Unknown keys
+are cached as refusals just as briefly, so a flood of bad keys costs one query
+per key per period. A rotated key's old secret passes until its overlap ends.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from datetime import UTC, datetime
 
 from sparkplane.errors import KeyRefused
 from sparkplane.security import keys
+from sparkplane.security.key_usage import KeyUsage
 from sparkplane.security.principal import Principal
-from sparkplane.security.store import KeyStore
+from sparkplane.security.store import KeyLookup, KeyStore
 
 _MAX_CACHED = 10_000
 
@@ -29,8 +32,10 @@ class Authenticator:
         store: KeyStore,
         ttl: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        usage: KeyUsage | None = None,
     ) -> None:
         self._store = store
+        self._usage = usage
         self._ttl = ttl
         self._clock = clock
         # key -> (good until, the caller or why it was refused)
@@ -53,6 +58,8 @@ class Authenticator:
             found = await self._verify_once(key)
         if isinstance(found, str):
             raise KeyRefused("the API key is not valid (unknown, revoked or expired)", reason=found)
+        if self._usage is not None:
+            self._usage.note(found.key_id)
         return found
 
     def trusted(self, key: str | None) -> bool:
@@ -87,10 +94,9 @@ class Authenticator:
         found = await self._store.lookup(key_id)
         if found is None:
             return "unknown_key"
-        record, stored, tenant = found
-        if not keys.matches(key, stored):
+        record, tenant, now = found.record, found.tenant, datetime.now(UTC)
+        if not keys.matches(key, found.digest) and not _previous_matches(key, found, now):
             return "wrong_secret"
-        now = datetime.now(UTC)
         if record.revoked_at is not None:
             return "revoked"
         if not record.usable(now):
@@ -111,3 +117,14 @@ class Authenticator:
     def forget(self) -> None:
         """Drop every cached decision (after a local revoke, so it applies at once here)."""
         self._cache.clear()
+
+
+def _previous_matches(key: str, found: KeyLookup, now: datetime) -> bool:
+    """Whether `key` is the secret a rotation replaced, inside its overlap window."""
+    until = found.record.previous_until
+    return (
+        found.previous_digest is not None
+        and until is not None
+        and until > now
+        and keys.matches(key, found.previous_digest)
+    )

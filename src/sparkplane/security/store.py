@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,7 +40,19 @@ def _key(row: ApiKeyRow) -> KeyRecord:
         revoked_at=row.revoked_at,
         limits=Limits.model_validate(row.limits or {}),
         scope=Scope(row.scope or Scope.TENANT),
+        last_used_at=row.last_used_at,
+        previous_until=row.previous_until if row.previous_secret_hash else None,
     )
+
+
+class KeyLookup(NamedTuple):
+    """What authentication needs of a key: its record, stored digests and tenant."""
+
+    record: KeyRecord
+    digest: str
+    tenant: TenantRecord
+    # The secret a rotation replaced, accepted until `record.previous_until`.
+    previous_digest: str | None = None
 
 
 class TenantStore:
@@ -206,10 +219,13 @@ class KeyStore:
                 await session.commit()
             return _key(row)
 
-    async def rotate(self, key_id: str) -> tuple[KeyRecord, str]:
-        """A new secret for a live key (same id, role and limits); the old one stops working.
+    async def rotate(self, key_id: str, overlap: timedelta = timedelta(0)) -> tuple[KeyRecord, str]:
+        """A new secret for a live key (same id, role and limits).
 
-        Returns the record and the new key, shown once. A revoked key cannot be rotated.
+        The old secret keeps working for `overlap` (0: it stops now, within the auth
+        cache time), so clients can move to the new one without a gap; a second
+        rotation inside the window replaces the older secret for good. Returns the
+        record and the new key, shown once. A revoked key cannot be rotated.
         """
         key = keys.with_new_secret(key_id)
         async with self._sessions() as session:
@@ -218,9 +234,31 @@ class KeyStore:
                 raise NotFound("no such key", code="key_not_found")
             if row.revoked_at is not None:
                 raise Conflict("a revoked key cannot be rotated", code="key_revoked")
+            if overlap > timedelta(0):
+                row.previous_secret_hash = row.secret_hash
+                row.previous_until = utcnow() + overlap
+            else:
+                row.previous_secret_hash, row.previous_until = None, None
             row.secret_hash = keys.digest(key)
             await session.commit()
             return _key(row), key
+
+    async def touch(self, used: dict[str, datetime]) -> None:
+        """Record when keys were last used (a batch from `KeyUsage`), in one transaction;
+        never moves a key's time backwards."""
+        if not used:
+            return
+        async with self._sessions() as session:
+            for key_id, at in sorted(used.items()):
+                await session.execute(
+                    update(ApiKeyRow)
+                    .where(
+                        ApiKeyRow.id == key_id,
+                        or_(ApiKeyRow.last_used_at.is_(None), ApiKeyRow.last_used_at < at),
+                    )
+                    .values(last_used_at=at)
+                )
+            await session.commit()
 
     async def update(
         self, key_id: str, *, name: str | None = None, limits: Limits | None = None
@@ -237,8 +275,8 @@ class KeyStore:
             await session.commit()
             return _key(row)
 
-    async def lookup(self, key_id: str) -> tuple[KeyRecord, str, TenantRecord] | None:
-        """For authentication: the key, its stored digest and its tenant, in one query."""
+    async def lookup(self, key_id: str) -> KeyLookup | None:
+        """For authentication: the key, its stored digests and its tenant, in one query."""
         async with self._sessions() as session:
             result = await session.execute(
                 select(ApiKeyRow, TenantRow)
@@ -249,4 +287,6 @@ class KeyStore:
         if found is None:
             return None
         key_row, tenant_row = found
-        return _key(key_row), key_row.secret_hash, _tenant(tenant_row)
+        return KeyLookup(
+            _key(key_row), key_row.secret_hash, _tenant(tenant_row), key_row.previous_secret_hash
+        )

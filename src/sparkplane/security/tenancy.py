@@ -106,6 +106,8 @@ class KeyRecord:
     revoked_at: datetime | None
     limits: Limits
     scope: Scope = Scope.TENANT
+    last_used_at: datetime | None = None  # at most a usage flush interval behind
+    previous_until: datetime | None = None  # a rotation's old secret works until then
 
     @property
     def grant(self) -> Grant:
@@ -130,4 +132,8 @@ class KeyRecord:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "limits": self.limits.model_dump(mode="json"),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "previous_secret_until": (
+                self.previous_until.isoformat() if self.previous_until else None
+            ),
         }

@@ -12,6 +12,7 @@ from sparkplane.errors import Unauthorized
 from sparkplane.security import keys
 from sparkplane.security.auth import Authenticator
 from sparkplane.security.rbac import Role
+from sparkplane.security.store import KeyLookup
 from sparkplane.security.tenancy import KeyRecord, Limits, Prices, TenantPolicy, TenantRecord
 from tests.fakes.backend import FakeClock
 
@@ -27,13 +28,13 @@ class Keys:
         self.lookups = 0
         self.revoked: datetime | None = None
 
-    async def lookup(self, key_id: str) -> tuple[KeyRecord, str, TenantRecord] | None:
+    async def lookup(self, key_id: str) -> KeyLookup | None:
         self.lookups += 1
         await asyncio.sleep(0.01)
         if key_id != self.key_id:
             return None
         record = KeyRecord(key_id, "t1", "", Role.MEMBER, NOW, None, self.revoked, Limits())
-        return record, keys.digest(self.key), TENANT
+        return KeyLookup(record, keys.digest(self.key), TENANT)
 
 
 async def test_concurrent_requests_share_one_lookup() -> None:
