@@ -16,6 +16,9 @@ async def test_upgrade_on_a_fresh_home_creates_the_database_at_head(cli: Cli) ->
     before = await cli("db", "current")
     assert before.code == 0, before
     assert f"database at revision None (head {head})" in before.stdout
+    # Looking does not create: no database file, not even the home folder.
+    assert not cli.home.exists()
+    assert "no database file" in before.stdout
 
     upgraded = await cli("db", "upgrade")
     assert upgraded.code == 0, upgraded

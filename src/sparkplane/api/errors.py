@@ -100,17 +100,54 @@ def refused_value(exc: DBAPIError) -> bool:
     return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "")).startswith("22")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
+def _unstorable(value: str) -> bool:
+    """Whether a URL value is one no database column takes: a NUL, or an integer
+    past 64 bits (SQLite raises a bare OverflowError, PostgreSQL a data error)."""
+    if "\x00" in value:
+        return True
+    digits = value.removeprefix("-")
+    return digits.isdigit() and int(value) not in _INT64
+
+
+def _culprit(request: Request) -> str | None:
+    """The path or query parameter holding a value no database takes, if one does."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if isinstance(value, str) and _unstorable(value):
+            return str(name)
+    return None
+
+
+def _refused(request: Request) -> Response:
+    param = _culprit(request)
+    where = f"{param}: " if param else ""
+    return json_error(
+        400,
+        f"{where}a value in the request cannot be stored or looked up "
+        "(text with NUL, a number past 64 bits, or too long)",
+        "invalid_request_error",
+        "invalid_value",
+        param,
+    )
+
+
 def _database_error(request: Request, exc: Exception) -> Response:
     # A value the API let through and the database refused: the caller's input, so a 400.
     assert isinstance(exc, DBAPIError)
     if not refused_value(exc):
         return _unexpected(request, exc)
-    return json_error(
-        400,
-        "a value in the request cannot be stored or looked up",
-        "invalid_request_error",
-        "invalid_value",
-    )
+    return _refused(request)
+
+
+def _overflow(request: Request, exc: Exception) -> Response:
+    # SQLite's driver refuses an integer past 64 bits with a bare OverflowError
+    # (not a DBAPIError), before the query runs: the caller's value, so a 400.
+    # Any other overflow is a fault of ours.
+    if "SQLite INTEGER" not in str(exc):
+        return _unexpected(request, exc)
+    return _refused(request)
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
@@ -121,6 +158,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OverflowError, _overflow)
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(SparkplaneError, _sparkplane_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

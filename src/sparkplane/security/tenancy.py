@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparkplane.security.rbac import Grant, Role, Scope
 
-Count = Annotated[int, Field(ge=0)]
-Money = Annotated[float, Field(ge=0)]
+# Bounded to what a 64-bit column and a finite JSON number hold, so a value no
+# database would take is refused here, naming its field.
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 
 
 class _Frozen(BaseModel):
