@@ -51,6 +51,8 @@ bench: install-test
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/comfy_dispatch.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/soak_fuzz.py
+	$(BIN)/python bench/chaos_jobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from sparkplane.db.models import AuditRow
 from sparkplane.errors import Unavailable
 from sparkplane.security.audit import AuditLog, to_entry
 from sparkplane.security.audit_chain import Entry, StoredEntry
-from sparkplane.security.audit_events import InferenceEvent
+from sparkplane.security.audit_events import InferenceEvent, JobEvent
 from sparkplane.security.audit_journal import Journal
 from sparkplane.security.audit_store import AuditStore
 from tests.support.eventually import eventually
@@ -188,3 +188,16 @@ async def test_with_neither_journal_nor_database_the_gate_closes(db: Db, tmp_pat
     finally:
         await audit.stop()
     assert await tokens(db) == [0, 1, 2]
+
+
+async def test_a_job_reported_twice_has_one_entry(db: Db) -> None:
+    audit = fast(db.store, None)
+    job = JobEvent("t1", "k1", prompt_id="p1", status="success", job_id="job-1")
+    audit.record(job)
+    await audit.flush(timeout=10)
+    audit.record(job)  # reported again, e.g. by a recovery after a crash
+    audit.record(JobEvent("t1", "k1", prompt_id="p2", status="success", job_id="job-2"))
+    await audit.flush(timeout=10)
+    await audit.stop()
+    entries = await db.store.search(action="job", limit=10)
+    assert [e.data["prompt_id"] for e in entries] == ["p1", "p2"]

@@ -142,7 +142,9 @@ class AuditLog:
 
         It is journaled within about an fsync and stored within about `interval`.
         """
-        self._pending.append(to_entry(event, self._clock(), uuid.uuid4().hex))
+        # An event may name itself (a job: one entry per job however often reported).
+        entry_id = getattr(event, "entry_id", None) or uuid.uuid4().hex
+        self._pending.append(to_entry(event, self._clock(), entry_id))
         self._recorded += 1
         if self.journal is not None:
             self._journal_wake.set()

@@ -13,6 +13,7 @@ chain (`security/audit.py`); they are not log lines.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -119,6 +120,16 @@ class JobEvent:
     error: str | None = None
     # The workflow graph and its inputs, only for a tenant that opted in.
     content: dict[str, Any] | None = None
+    # The job's own id, not recorded: it names the entry (`entry_id`), so a job
+    # reported again (after a crash, by a recovery) is stored once.
+    job_id: str | None = None
+
+    @property
+    def entry_id(self) -> str | None:
+        """The entry's id, fixed by the job: one `job` entry per job, however often reported."""
+        if self.job_id is None:
+            return None
+        return hashlib.sha256(f"job:{self.job_id}".encode()).hexdigest()[:32]
 
     def data(self) -> dict[str, Any]:
         """Prompt id, device, status, image count and duration (and content when given)."""

@@ -265,6 +265,7 @@ class Ledger:
                 images=job.images,
                 attempts=job.attempts,
                 duration_ms=round(job.duration_s * 1000, 3),
+                job_id=job.job_id,
             )
         )
 
