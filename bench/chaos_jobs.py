@@ -7,7 +7,7 @@ completed (goal: 0, 0, 1,000), and the same for their audit entries (`job`
 entries missing or doubled in the chain, and whether the chain verifies).
 Usage:
 
-    python bench/chaos_jobs.py [--jobs 1000] [--kills 20] [--node-s 0.05]
+    python bench/chaos_jobs.py [--jobs 1000] [--kills 20] [--node-s 0.1]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--node-s", type=float, default=0.05, help="seconds per node on a device")
+    parser.add_argument("--node-s", type=float, default=0.1, help="seconds per node on a device")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)

@@ -296,6 +296,8 @@ async def start(settings: Settings, lifecycle: Lifecycle, *, discover_engines: b
     meter.start()
     key_usage.start()
     await runtime.audit.start()
+    # A crash between a job's end and its audit entry: report recent ends again (no doubles).
+    await runtime.ledger.reaudit_jobs(runtime.comfy.store)
     runtime.tasks.append(asyncio.create_task(health.run(), name="health"))
     runtime.tasks.append(asyncio.create_task(runtime.nodes.watch(), name="nodes"))
     runtime.comfy.events.subscribe(runtime.ledger.job_finished)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,15 @@ from sparkplane.db import migrate
 from sparkplane.db.engine import create_engine, session_factory
 from sparkplane.db.models import AuditRow
 from sparkplane.errors import Unavailable
+from sparkplane.jobs.records import Job, JobStatus
 from sparkplane.security.audit import AuditLog, to_entry
 from sparkplane.security.audit_chain import Entry, StoredEntry
 from sparkplane.security.audit_events import InferenceEvent, JobEvent
 from sparkplane.security.audit_journal import Journal
 from sparkplane.security.audit_store import AuditStore
+from sparkplane.security.limits import LocalLimiter
+from sparkplane.usage.ledger import Ledger
+from sparkplane.usage.meter import Meter
 from tests.support.eventually import eventually
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -201,3 +205,55 @@ async def test_a_job_reported_twice_has_one_entry(db: Db) -> None:
     await audit.stop()
     entries = await db.store.search(action="job", limit=10)
     assert [e.data["prompt_id"] for e in entries] == ["p1", "p2"]
+
+
+def _job(job_id: str, ended: datetime) -> Job:
+    return Job(
+        id=job_id, seq=1, prompt_id=f"p-{job_id}", tenant_id="t1", key_id="k1", client_id=None,
+        number=1, status=JobStatus.SUCCESS, prompt={}, extra_data={}, outputs=[],
+        node_errors={}, signature="", attempts=1, device="comfy0", device_prompt_id=None,
+        resume=False, created_at=ended - timedelta(seconds=2), started_at=None,
+        executing_at=None, ended_at=ended,
+        result={"outputs": {"9": {"images": [{"filename": "a.png"}, {"filename": "b.png"}]}}},
+        error=None,
+    )  # fmt: skip
+
+
+class Recent:
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+
+    async def history(
+        self, tenant_id: str | None, max_items: int | None = None, offset: int = -1
+    ) -> list[Job]:
+        return self.jobs[-(max_items or len(self.jobs)) :]
+
+
+async def test_jobs_ended_just_before_a_crash_get_their_entry_once(db: Db) -> None:
+    audit = fast(db.store, None)
+    ledger = Ledger(LocalLimiter(), Meter(db.sessions), audit)
+    now = datetime.now(UTC)
+    reported, lost, old = _job("a", now), _job("b", now), _job("c", now - timedelta(hours=1))
+    # Job a's entry was stored before the crash; b's was lost with the process.
+    audit.record(JobEvent("t1", "k1", prompt_id="p-a", status="success", job_id="a"))
+    await audit.flush(timeout=10)
+    assert await ledger.reaudit_jobs(Recent([old, reported, lost])) == 2
+    await audit.flush(timeout=10)
+    await audit.stop()
+    entries = await db.store.search(action="job", limit=10)
+    assert [(e.data["prompt_id"], e.data["images"]) for e in entries] == [
+        ("p-a", 0),
+        ("p-b", 2),
+    ]
+
+
+async def test_a_job_reported_twice_in_one_batch_has_one_entry(db: Db) -> None:
+    audit = fast(db.store, None)
+    job = JobEvent("t1", "k1", prompt_id="p1", status="success", job_id="job-1")
+    audit.record(job)
+    audit.record(job)  # both wait in the same batch: neither is stored yet
+    audit.record(inference(1))
+    await audit.flush(timeout=10)
+    await audit.stop()
+    assert [e.action for e in await db.store.search(limit=10)] == ["job", "inference"]
+    assert (await audit.verify()).ok

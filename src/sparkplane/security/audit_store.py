@@ -246,14 +246,22 @@ class AuditStore:
 
 
 async def _not_stored(session: AsyncSession, entries: Sequence[Entry]) -> Sequence[Entry]:
-    """`entries` less those whose id is already in the table (read under the append lock)."""
+    """`entries` less those whose id is already in the table (read under the append lock)
+    and less repeats within the batch (a job reported twice while both wait), first kept."""
     ids = [e.entry_id for e in entries if e.entry_id is not None]
     if not ids:
         return entries
-    stored = set(await session.scalars(select(AuditRow.entry_id).where(AuditRow.entry_id.in_(ids))))
-    if not stored:
+    seen = set(await session.scalars(select(AuditRow.entry_id).where(AuditRow.entry_id.in_(ids))))
+    if not seen and len(set(ids)) == len(ids):
         return entries
-    return [e for e in entries if e.entry_id is None or e.entry_id not in stored]
+    fresh: list[Entry] = []
+    for e in entries:
+        if e.entry_id is not None:
+            if e.entry_id in seen:
+                continue
+            seen.add(e.entry_id)
+        fresh.append(e)
+    return fresh
 
 
 async def _tenant_heads(session: AsyncSession, tenants: set[str]) -> dict[str, tuple[int, str]]:

@@ -17,13 +17,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import orjson
 
 from sparkplane.backends.base import Operation
 from sparkplane.errors import SparkplaneError, Unavailable
 from sparkplane.jobs.events import JobFinished
+from sparkplane.jobs.records import Job
 from sparkplane.scheduler.dispatch import Answer
 from sparkplane.security.audit import AuditLog
 from sparkplane.security.audit_events import InferenceEvent, JobEvent
@@ -239,6 +241,34 @@ class Ledger:
         ticket = await self._limiter.admit(principal, tokens=0, images=1)
         await self._limiter.settle(ticket, tokens=0, images=1)
 
+    async def reaudit_jobs(
+        self, jobs: RecentJobs, within: timedelta = timedelta(minutes=10), most: int = 1000
+    ) -> int:
+        """Report again the jobs that ended in the last `within`, at start: a crash
+        between a job's end and its audit entry would otherwise lose the entry. Each
+        entry's id is its job's, so one already stored is skipped. Returns how many
+        were reported (not how many were missing)."""
+        cutoff = datetime.now(UTC) - within
+        reported = 0
+        for job in await jobs.history(None, max_items=most):
+            if job.ended_at is None or job.ended_at < cutoff:
+                continue
+            reported += 1
+            self._audit.record(
+                JobEvent(
+                    tenant_id=job.tenant_id or None,
+                    key_id=job.key_id or None,
+                    prompt_id=job.prompt_id,
+                    status=job.status.value,
+                    device=job.device,
+                    images=_images(job),
+                    attempts=job.attempts,
+                    duration_ms=round((job.ended_at - job.created_at).total_seconds() * 1000, 3),
+                    job_id=job.id,
+                )
+            )
+        return reported
+
     def job_finished(self, job: JobFinished) -> None:
         """The jobs room's hook: meter the job and append it to the audit log."""
         tenant_id, key_id = job.tenant_id or None, job.key_id or None
@@ -271,6 +301,23 @@ class Ledger:
 
 
 _DONE = b"data: [DONE]\n\n"
+
+
+class RecentJobs(Protocol):
+    """What `reaudit_jobs` reads: the finished jobs, oldest first (`JobStore.history`)."""
+
+    async def history(
+        self, tenant_id: str | None, max_items: int | None = None, offset: int = -1
+    ) -> list[Job]:
+        """Finished jobs of `tenant_id` (None: every tenant), the newest `max_items`."""
+
+
+def _images(job: Job) -> int:
+    """The images in a job's result (as ComfyUI's history lists them per output node)."""
+    outputs = (job.result or {}).get("outputs") or {}
+    return sum(len(o.get("images") or []) for o in outputs.values() if isinstance(o, dict))
+
+
 # A job's end as the HTTP status its usage row carries (errors counted as such).
 _JOB_STATUS = {"success": 200, "error": 500, "interrupted": 499, "cancelled": 499}
 
