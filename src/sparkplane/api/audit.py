@@ -92,16 +92,26 @@ async def list_entries(
 
 @router.get("/verify", summary="Verify the audit chain")
 async def verify_chain(
-    request: Request, tenant: TenantParam = None, who: Principal = require(Permission.AUDIT_OWN)
+    request: Request,
+    tenant: TenantParam = None,
+    expect_head: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9a-fA-F]{64}$",
+            description="A head hash kept elsewhere: the chain must still hold that entry.",
+        ),
+    ] = None,
+    who: Principal = require(Permission.AUDIT_OWN),
 ) -> dict[str, Any]:
     """Check every entry's hash and link; name the first broken entry and why.
 
     The fleet's chain for `audit:all` without `tenant`; otherwise one tenant's
-    own chain (a tenant auditor: always its own).
+    own chain (a tenant auditor: always its own). With `expect_head`, a chain
+    that no longer holds that entry (cut off or rewritten) fails too.
     """
     rt = runtime(request)
     tenant_id = await _tenant_chain(rt, who, tenant)
-    report = await rt.audit.verify(tenant_id=tenant_id)
+    report = await rt.audit.verify(tenant_id=tenant_id, expect_head=expect_head)
     return {**report.public(), "tenant_id": tenant_id}
 
 
