@@ -65,8 +65,21 @@ def test_every_error_class_is_covered() -> None:
         for c in subclasses(errors.SparkplaneError)
         if c.__module__ in ("sparkplane.errors", "sparkplane.backends.base")
     }
-    covered = {cls for cls, *_ in EXPECTED} | {errors.RateLimited}
+    covered = {cls for cls, *_ in EXPECTED} | {errors.RateLimited, errors.KeyRefused}
     assert declared <= covered, declared - covered
+
+
+def test_a_refused_key_is_a_401_that_keeps_its_reason_to_itself() -> None:
+    refused = errors.KeyRefused("the API key is not valid", reason="wrong_secret")
+    response = sparkplane_error_response(refused)
+    assert response.status_code == 401
+    assert body_of(response)["error"] == {
+        "message": "the API key is not valid",
+        "type": "authentication_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+    assert refused.reason == "wrong_secret"  # for the audit log only
 
 
 def test_code_given_at_raise_time_replaces_the_default() -> None:
