@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="HMAC-SHA256 secret `audit head` signs the chain's head with, and "
         "`audit verify --expect-head` checks it with.",
     )
+    audit_head_key: Path | None = Field(
+        None,
+        description="PEM file of an Ed25519 key: `audit head` signs with it (a private key; "
+        "used instead of the secret) and `audit verify --expect-head` checks with it (a "
+        "public key is enough there).",
+    )
     redis_url: str | None = Field(
         None, description="Redis for rate-limit counters shared by replicas; in-process if unset."
     )

@@ -25,7 +25,7 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def cli(
-    tmp_path: Path, url: str, *args: str, secret: str | None = None
+    tmp_path: Path, url: str, *args: str, secret: str | None = None, key: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -35,8 +35,11 @@ def cli(
     }
     env.pop("SPARKPLANE_CONFIG", None)
     env.pop("SPARKPLANE_AUDIT_HEAD_SECRET", None)
+    env.pop("SPARKPLANE_AUDIT_HEAD_KEY", None)
     if secret is not None:
         env["SPARKPLANE_AUDIT_HEAD_SECRET"] = secret
+    if key is not None:
+        env["SPARKPLANE_AUDIT_HEAD_KEY"] = str(key)
     return subprocess.run(
         [SPARKPLANE, "audit", *args],
         cwd=tmp_path,

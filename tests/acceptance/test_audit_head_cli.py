@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select, update
 
 from sparkplane.db.engine import create_engine, session_factory
@@ -100,3 +102,40 @@ async def test_a_forged_or_unsigned_head_is_refused(tmp_path: Path, filled: str)
     refused = cli(tmp_path, filled, "verify", "--expect-head", "unsigned.json", secret=SECRET)
     assert refused.returncode == 1
     assert "not signed" in refused.stderr
+
+
+async def test_an_ed25519_head_is_checked_with_the_public_key_alone(
+    tmp_path: Path,
+    filled: str,  # noqa: F811
+) -> None:
+    private = Ed25519PrivateKey.generate()
+    (tmp_path / "head.key").write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "head.pub").write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    made = cli(tmp_path, filled, "head", "-o", "head.json", key=tmp_path / "head.key")
+    assert made.returncode == 0, made.stderr
+    doc = json.loads((tmp_path / "head.json").read_text())
+    assert doc["alg"] == "ed25519"
+    # The auditor holds the public key only: enough to check, not to sign.
+    checked = cli(
+        tmp_path, filled, "verify", "--expect-head", "head.json", key=tmp_path / "head.pub"
+    )
+    assert checked.returncode == 0, checked.stderr
+    (tmp_path / "forged.json").write_text(json.dumps({**doc, "seq": 29}))
+    forged = cli(
+        tmp_path, filled, "verify", "--expect-head", "forged.json", key=tmp_path / "head.pub"
+    )
+    assert forged.returncode == 1
+    assert "signature does not match" in forged.stderr
+    await _cut_newest(filled, 1)
+    cut = cli(tmp_path, filled, "verify", "--expect-head", "head.json", key=tmp_path / "head.pub")
+    assert cut.returncode == 1

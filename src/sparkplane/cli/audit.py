@@ -30,11 +30,18 @@ from sparkplane.cli.common import (
     run,
     settings_from,
 )
+from sparkplane.config import Settings
 from sparkplane.db.engine import session_factory
 from sparkplane.errors import NotFound
 from sparkplane.security import audit
 from sparkplane.security.audit_chain import StoredEntry, VerifyReport, timestamp
-from sparkplane.security.audit_head import HeadError, check, sign
+from sparkplane.security.audit_head import (
+    HeadError,
+    check,
+    load_private_key,
+    load_public_key,
+    sign,
+)
 from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.store import TenantStore
 
@@ -72,9 +79,9 @@ async def _tenant_id(engine: AsyncEngine, tenant: str | None) -> str | None:
         return tenant
 
 
-def _expected_head(value: str | None, secret: str | None) -> str | None:
+def _expected_head(value: str | None, settings: Settings) -> str | None:
     """The head hash `--expect-head` names: a hash, or a file `audit head` wrote
-    (its signature checked with `audit_head_secret`)."""
+    (its signature checked with `audit_head_key` or `audit_head_secret`)."""
     if value is None or _HASH.match(value):
         return value
     try:
@@ -82,7 +89,9 @@ def _expected_head(value: str | None, secret: str | None) -> str | None:
     except (OSError, ValueError) as exc:
         fail(f"--expect-head is neither a 64-hex hash nor a readable head file: {exc}")
     try:
-        return check(doc, secret)
+        key = settings.audit_head_key
+        public = load_public_key(key) if key is not None else None
+        return check(doc, settings.audit_head_secret, public)
     except HeadError as exc:
         fail(f"the head in {value}: {exc}")
 
@@ -107,7 +116,7 @@ def verify(
     With --tenant, check that tenant's own chain instead (its entries only).
     """
     settings = settings_from(config)
-    expected = _expected_head(expect_head, settings.audit_head_secret)
+    expected = _expected_head(expect_head, settings)
 
     async def go() -> VerifyReport:
         async with database(settings) as engine:
@@ -222,7 +231,8 @@ def head(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print the chain's head (seq and hash), signed with `audit_head_secret`, as JSON.
+    """Print the chain's head (seq and hash) as JSON, signed with `audit_head_key`
+    (Ed25519) or `audit_head_secret` (HMAC-SHA256).
 
     The chain is verified first (exit 1 if broken). Keep the output off the box
     and check against it later: `sparkplane audit verify --expect-head FILE`.
@@ -237,15 +247,20 @@ def head(
                 return await audit.verify_tenant(store, tenant_id), tenant_id
             return await audit.verify(store), None
 
+    try:
+        key = load_private_key(settings.audit_head_key) if settings.audit_head_key else None
+    except HeadError as exc:
+        fail(str(exc))
     report, tenant_id = run(go())
     if not report.ok:
         fail(f"the chain is broken, no head to sign: {report.reason}")
-    if not settings.audit_head_secret:
+    if key is None and not settings.audit_head_secret:
         err_console.print(
-            "[yellow]warning:[/yellow] audit_head_secret is not set: the head is unsigned",
+            "[yellow]warning:[/yellow] neither audit_head_key nor audit_head_secret is set: "
+            "the head is unsigned",
             highlight=False,
         )
-    doc = sign(report.head_seq, report.head_hash, settings.audit_head_secret, tenant_id)
+    doc = sign(report.head_seq, report.head_hash, settings.audit_head_secret, tenant_id, key)
     text = json.dumps(doc, separators=(",", ":"))
     if output is None:
         typer.echo(text)
