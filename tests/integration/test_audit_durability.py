@@ -6,16 +6,13 @@ once, and with neither journal nor database the gate closes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sparkplane.db import migrate
-from sparkplane.db.engine import create_engine, session_factory
 from sparkplane.db.models import AuditRow
 from sparkplane.errors import Unavailable
 from sparkplane.jobs.records import Job, JobStatus
@@ -27,28 +24,16 @@ from sparkplane.security.audit_store import AuditStore
 from sparkplane.security.limits import LocalLimiter
 from sparkplane.usage.ledger import Ledger
 from sparkplane.usage.meter import Meter
+from tests.support.audit_db import Db, audit_db
 from tests.support.eventually import eventually
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
-@dataclass
-class Db:
-    url: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    store: AuditStore
-
-
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Db]:
-    engine = create_engine(database_url)
-    await migrate.upgrade(engine)
-    sessions = session_factory(engine)
-    try:
-        yield Db(database_url, engine, sessions, AuditStore(sessions))
-    finally:
-        await engine.dispose()
+    async with audit_db(database_url) as opened:
+        yield opened
 
 
 def inference(i: int, tenant: str = "t1") -> InferenceEvent:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.testing import capture_logs
 
 from sparkplane.db import migrate
@@ -24,28 +23,16 @@ from sparkplane.security import keys
 from sparkplane.security.audit import AuditLog
 from sparkplane.security.audit_events import AdminEvent, InferenceEvent, JobEvent
 from sparkplane.security.audit_store import AuditStore
+from tests.support.audit_db import Db, audit_db
 from tests.support.eventually import eventually
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class Db:
-    url: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    store: AuditStore
-
-
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Db]:
-    engine = create_engine(database_url)
-    await migrate.upgrade(engine)
-    sessions = session_factory(engine)
-    try:
-        yield Db(database_url, engine, sessions, AuditStore(sessions))
-    finally:
-        await engine.dispose()
+    async with audit_db(database_url) as opened:
+        yield opened
 
 
 class Clock:
