@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -32,51 +31,14 @@ sys.path.insert(0, str(ROOT))
 from tests.api import schemathesis_hooks as hooks  # noqa: E402
 from tests.api.test_schemathesis import (  # noqa: E402
     ADVISORY,
-    ST,
-    Report,
     comfyui_on_purpose,
-    read_report,
+    run_schemathesis,
 )
 from tests.fakes.openai_engine import FakeOpenAIEngine  # noqa: E402
-from tests.support.gateway import Gateway, running_gateway  # noqa: E402
+from tests.support.gateway import running_gateway  # noqa: E402
 from tests.support.services import fresh_postgres_database  # noqa: E402
 
 from sparkplane.config import Settings  # noqa: E402
-
-
-async def one_round(gw: Gateway, engine: FakeOpenAIEngine, folder: Path, examples: int) -> Report:
-    """One `st run` with a fresh seed; its report."""
-    events = folder / "events.ndjson"
-    events.unlink(missing_ok=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SCHEMATHESIS_HOOKS": hooks.__name__,
-        hooks.ENGINE_URL_ENV: engine.url,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(ST),
-        "run",
-        f"{gw.url}/openapi.json",
-        "--checks=all",
-        "--mode=all",
-        f"--max-examples={examples}",
-        "--continue-on-failure",
-        "--workers=1",
-        "--request-timeout=20",
-        "--generation-database=none",
-        "--no-color",
-        "--report=ndjson",
-        f"--report-ndjson-path={events}",
-        cwd=folder,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await process.wait()
-    if not events.exists():
-        raise RuntimeError("schemathesis wrote no report")
-    return read_report(events)
 
 
 async def soak(database: str, url: str | None, cases: int, examples: int) -> dict[str, object]:
@@ -104,7 +66,7 @@ async def soak(database: str, url: str | None, cases: int, examples: int) -> dic
             )
             r.raise_for_status()
             while made < cases:
-                report = await one_round(gw, engine, home, examples)
+                report = await run_schemathesis(gw, engine, home, examples)
                 rounds += 1
                 made += len(report.exchanges)
                 errors.extend(report.errors)

@@ -175,10 +175,13 @@ def _text(content: Any) -> str:
     return str(content)[:300]
 
 
-async def run_schemathesis(gw: Gateway, engine: FakeOpenAIEngine, folder: Path) -> Report:
+async def run_schemathesis(
+    gw: Gateway, engine: FakeOpenAIEngine, folder: Path, examples: int = MAX_EXAMPLES
+) -> Report:
     """`st run` against the gateway; returns its report (the exit code says little:
-    known gaps make it non-zero)."""
+    known gaps make it non-zero). Each call starts a fresh report and a fresh seed."""
     events = folder / "events.ndjson"
+    events.unlink(missing_ok=True)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -191,7 +194,7 @@ async def run_schemathesis(gw: Gateway, engine: FakeOpenAIEngine, folder: Path) 
         f"{gw.url}/openapi.json",
         "--checks=all",
         "--mode=all",
-        f"--max-examples={MAX_EXAMPLES}",
+        f"--max-examples={examples}",
         "--continue-on-failure",
         "--workers=1",
         "--request-timeout=20",

@@ -62,7 +62,9 @@ async def test_a_late_result_from_a_given_up_attempt_is_ignored(
 ) -> None:
     # The slow device's attempt is given up (its lease ran out, as if this process had
     # stalled); the job runs again on the fast one; then the slow one finishes too.
-    settings = make_settings(job_lease_s=600)
+    # A long cool-down: on a busy machine the health loop could otherwise close the
+    # tripped breaker before the retry is placed, and the retry would go back to "slow".
+    settings = make_settings(job_lease_s=600, breaker_cooldown_s=60)
     async with (
         fleet([sdxl(speed=0.5), sdxl(speed=4.0)]) as fakes,
         comfy_gateway(settings, fakes, ["slow", "fast"]) as gw,
